@@ -1,0 +1,1 @@
+"""Agent: runs on every edge host; user-data, identity, registration, install, A/B upgrades."""

@@ -1,0 +1,1 @@
+"""Console: the central management plane (packs, profiles, tokens, edge hosts, clusters)."""

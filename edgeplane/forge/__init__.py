@@ -1,0 +1,1 @@
+"""Forge: installer ISOs, site user-data ISOs, content bundles, cluster definitions, capsules."""

@@ -1,0 +1,1 @@
+"""Local mode: per-host Local UI and API for air-gapped sites (not built yet)."""
