@@ -1,0 +1,35 @@
+"""A simulated host's /proc and /sys inputs under a ``--root``, for lab sites and tests.
+
+Lab agents run side by side on one machine, each in its own root; this writes the few files the
+inventory reads so every lab host looks like a real small edge box (or a deliberately weak one).
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from edgeplane.agent.hostroot import HostRoot
+
+INTEL_I5 = "12th Gen Intel(R) Core(TM) i5-1235U"
+
+
+def write_lab_host(root: Path, *, cpu_model: str = INTEL_I5, cores: int = 4, memory_gb: float = 16,
+                   disk_gb: int = 256, rotational: bool = False, arch: str = "x86_64",
+                   board_model: str = "", product_uuid: str | None = None) -> None:
+    """Write /proc/cpuinfo, /proc/meminfo, /proc/sys/kernel/arch, /sys/block/sda and the DMI UUID."""
+    host = HostRoot(root)
+    if arch == "aarch64":
+        cpu = "".join(f"processor\t: {i}\nCPU implementer\t: 0x41\nCPU part\t: 0xd42\n\n" for i in range(cores))
+    else:
+        cpu = "".join(f"processor\t: {i}\nvendor_id\t: GenuineIntel\nmodel name\t: {cpu_model}\n\n"
+                      for i in range(cores))
+    host.write_text("/proc/cpuinfo", cpu)
+    host.write_text("/proc/meminfo", f"MemTotal:       {int(memory_gb * 10**9 / 1024)} kB\nMemFree: 1 kB\n")
+    host.write_text("/proc/sys/kernel/arch", arch + "\n")
+    host.write_text("/sys/block/sda/size", f"{disk_gb * 10**9 // 512}\n")
+    host.write_text("/sys/block/sda/removable", "0\n")
+    host.write_text("/sys/block/sda/queue/rotational", f"{int(rotational)}\n")
+    host.write_text("/sys/class/dmi/id/product_uuid", (product_uuid or str(uuid.uuid4())) + "\n")
+    if board_model:
+        host.write_text("/proc/device-tree/model", board_model + "\x00")
