@@ -11,6 +11,7 @@ import typer
 
 from edgeplane import __version__
 from edgeplane.datastore import cli as datastore_cli
+from edgeplane.forge import cli as forge_cli
 from edgeplane.lab import cli as lab_cli
 
 app = typer.Typer(
@@ -22,6 +23,7 @@ app = typer.Typer(
 )
 app.add_typer(datastore_cli.app, name="datastore")
 app.add_typer(lab_cli.app, name="lab")
+app.add_typer(forge_cli.app, name="forge")
 
 
 @app.command()
