@@ -1,0 +1,272 @@
+"""One datastore process: database checks, engine, watch hub, background loops, gRPC server."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import logging
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+
+from edgeplane.common.netaddr import parse_host_port
+from edgeplane.common.paths import default_data_dir
+from edgeplane.datastore.engine import Engine
+from edgeplane.datastore.errors import EtcdError
+from edgeplane.datastore.metrics import Metrics
+from edgeplane.datastore.proto import etcd_api_pb2_grpc as rpc
+from edgeplane.datastore.services import (
+    ClusterService, Compactor, Context, KVService, LeaseService, MaintenanceService, WatchService, parse_retention,
+)
+from edgeplane.datastore.sql import NOTIFY_CHANNEL, Endpoint, StartupError, default_node_name, make_dialect, parse_endpoint, prepare_database
+from edgeplane.datastore.watch import WatchHub
+
+log = logging.getLogger("edgeplane.datastore")
+
+DEFAULT_MAX_REQUEST_BYTES = 1536 * 1024  # etcd's default --max-request-bytes
+GRPC_OVERHEAD_BYTES = 512 * 1024
+
+
+@dataclass
+class DatastoreConfig:
+    listen: str = "127.0.0.1:2379"
+    endpoint: str = ""  # empty: state.db in the data directory
+    node_name: str = field(default_factory=default_node_name)
+    cert_file: str | None = None
+    key_file: str | None = None
+    trusted_ca_file: str | None = None
+    metrics_listen: str | None = None
+    auto_compaction: str = "10000"
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    max_txn_ops: int = 128
+    sqlite_synchronous: str = "full"
+    progress_interval: float = 5.0
+    lease_check_interval: float = 0.5
+
+    def resolved_endpoint(self) -> Endpoint:
+        if not self.endpoint:
+            return Endpoint("sqlite", str(default_data_dir() / "datastore" / "state.db"))
+        return parse_endpoint(self.endpoint)
+
+    def validate(self) -> None:
+        """Raise ValueError naming the option for any setting that cannot work."""
+        parse_host_port(self.listen, option="--listen")
+        if self.metrics_listen:
+            parse_host_port(self.metrics_listen, option="--metrics-listen")
+        self.resolved_endpoint()
+        parse_retention(self.auto_compaction)
+        if bool(self.cert_file) != bool(self.key_file):
+            raise ValueError("--cert-file and --key-file go together")
+        if self.trusted_ca_file and not self.cert_file:
+            raise ValueError("--trusted-ca-file (client certificate auth) needs --cert-file and --key-file")
+        for option, path in (("--cert-file", self.cert_file), ("--key-file", self.key_file),
+                             ("--trusted-ca-file", self.trusted_ca_file)):
+            if path and not Path(path).is_file():
+                raise ValueError(f"{option}: {path} does not exist")
+        if self.max_request_bytes <= 0:
+            raise ValueError("--max-request-bytes must be positive")
+        if self.sqlite_synchronous.lower() not in ("full", "normal", "extra"):
+            raise ValueError("--sqlite-synchronous must be full, normal or extra")
+
+
+class SingleUseLock:
+    """An exclusive lock file beside an SQLite database: one datastore process per file."""
+
+    def __init__(self, db_path: str) -> None:
+        self.path = Path(f"{db_path}.lock")
+        self._handle = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path, "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            owner = handle.read().strip() or "another process"
+            handle.close()
+            raise StartupError(f"{self.path.with_suffix('')} is in use by another datastore (pid {owner})") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._handle = handle
+
+    def release(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+
+class Datastore:
+    """The whole server; ``await run()`` serves until ``stop()`` or SIGTERM/SIGINT."""
+
+    def __init__(self, config: DatastoreConfig) -> None:
+        config.validate()
+        self.config = config
+        self.endpoint = config.resolved_endpoint()
+        self.dialect = make_dialect(self.endpoint, config.sqlite_synchronous)
+        self.metrics = Metrics()
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
+        self.bound_port: int | None = None
+        self._lock = SingleUseLock(self.endpoint.target) if self.endpoint.engine == "sqlite" else None
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self, ready: asyncio.Event | None = None) -> None:
+        if self._lock:
+            self._lock.acquire()
+        try:
+            await self._serve(ready)
+        finally:
+            if self._lock:
+                self._lock.release()
+
+    async def _serve(self, ready: asyncio.Event | None) -> None:
+        prepare_database(self.dialect, self.config.node_name)
+        engine = Engine(self.dialect, self.config.node_name)
+        meta = await engine.start()
+        hub = WatchHub(meta.revision)
+        compactor = Compactor(engine, self.config.auto_compaction)
+        host, port = parse_host_port(self.config.listen, option="--listen")
+        scheme = "https" if self.config.cert_file else "http"
+        ctx = Context(engine, hub, meta.cluster_id, meta.member_id, meta.term, self.config.node_name,
+                      [f"{scheme}://{host}:{port}"], self.config.max_request_bytes, self.config.max_txn_ops,
+                      self.config.progress_interval, self.metrics, compactor)
+        self._wire_commits(engine, hub)
+        await engine.write(lambda w: w.restart_leases())
+
+        server = grpc.aio.server(options=[
+            ("grpc.max_receive_message_length", self.config.max_request_bytes + GRPC_OVERHEAD_BYTES),
+            ("grpc.max_send_message_length", 2**31 - 1),
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.http2.min_ping_interval_without_data_ms", 5000),
+        ])
+        rpc.add_KVServicer_to_server(KVService(ctx), server)
+        rpc.add_WatchServicer_to_server(WatchService(ctx), server)
+        rpc.add_LeaseServicer_to_server(LeaseService(ctx), server)
+        rpc.add_ClusterServicer_to_server(ClusterService(ctx), server)
+        rpc.add_MaintenanceServicer_to_server(MaintenanceService(ctx), server)
+        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        credentials = self._credentials()
+        self.bound_port = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
+        if self.config.metrics_listen:
+            metrics_host, metrics_port = parse_host_port(self.config.metrics_listen, option="--metrics-listen")
+            self.metrics.serve(metrics_host, metrics_port)
+
+        self._tasks = [
+            asyncio.create_task(self._expire_leases(engine)),
+            asyncio.create_task(compactor.loop()),
+            asyncio.create_task(self._update_gauges(engine)),
+        ]
+        if self.dialect.shared:
+            self._tasks.append(asyncio.create_task(self._follow_other_writers(engine, hub)))
+        await server.start()
+        self._install_signal_handlers()
+        log.info("serving etcd v3 API on %s (%s) backed by %s, revision %d", address, scheme,
+                 self.endpoint.describe(), meta.revision)
+        if ready is not None:
+            ready.set()
+        try:
+            await self._stop.wait()
+        finally:
+            log.info("shutting down")
+            await server.stop(grace=2.0)
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await engine.close()
+
+    def _credentials(self) -> grpc.ServerCredentials | None:
+        if not self.config.cert_file:
+            return None
+        key = Path(self.config.key_file).read_bytes()
+        cert = Path(self.config.cert_file).read_bytes()
+        ca = Path(self.config.trusted_ca_file).read_bytes() if self.config.trusted_ca_file else None
+        return grpc.ssl_server_credentials([(key, cert)], root_certificates=ca, require_client_auth=ca is not None)
+
+    def _install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stop.set)
+
+    def _wire_commits(self, engine: Engine, hub: WatchHub) -> None:
+        if not self.dialect.shared:
+            # Only this process writes: publish straight from the commit, no polling at all.
+            engine.add_commit_listener(hub.publish)
+            return
+        # Others may write too: every publication comes from the log, in revision order.
+        self._feed_wakeup = asyncio.Event()
+        engine.add_commit_listener(lambda events, revision: self._feed_wakeup.set())
+
+    async def _follow_other_writers(self, engine: Engine, hub: WatchHub) -> None:
+        """Publish commits of every process sharing the database, woken by NOTIFY or a 1 s poll."""
+        loop = asyncio.get_running_loop()
+        listener = threading.Thread(target=self._listen_for_notifications, args=(loop,), daemon=True)
+        listener.start()
+        while True:
+            try:
+                await asyncio.wait_for(self._feed_wakeup.wait(), timeout=1.0)
+            except asyncio.TimeoutError:
+                pass
+            self._feed_wakeup.clear()
+            try:
+                while True:
+                    first = hub.revision + 1
+
+                    def read(reader, meta, first=first):
+                        if meta.revision < first:
+                            return [], meta.revision, meta.revision + 1
+                        events, next_revision = reader.events(None, first, meta.revision, 2000, True)
+                        return events, meta.revision, next_revision
+
+                    events, latest, next_revision = await engine.read(read)
+                    hub.publish(events, next_revision - 1)
+                    engine.revision = max(engine.revision, hub.revision)
+                    if next_revision > latest:
+                        break
+            except EtcdError:
+                await asyncio.sleep(0.5)
+
+    def _listen_for_notifications(self, loop: asyncio.AbstractEventLoop) -> None:
+        import psycopg
+
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(self.endpoint.target, autocommit=True, connect_timeout=5) as conn:
+                    conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    while not self._stop.is_set():
+                        for _ in conn.notifies(timeout=1.0, stop_after=1):
+                            loop.call_soon_threadsafe(self._feed_wakeup.set)
+            except Exception:  # reconnect; the 1 s poll covers the gap
+                time.sleep(1.0)
+
+    async def _expire_leases(self, engine: Engine) -> None:
+        while True:
+            await asyncio.sleep(self.config.lease_check_interval)
+            try:
+                expired = await engine.read(lambda reader, meta: reader.expired_leases(time.time()))
+                for lease_id in expired:
+                    await engine.write(lambda w, lease_id=lease_id: w.expire_lease(lease_id))
+            except EtcdError:
+                continue
+
+    async def _update_gauges(self, engine: Engine) -> None:
+        while True:
+            self.metrics.revision.set(engine.revision)
+            self.metrics.compact_revision.set(engine.compact_revision)
+            await asyncio.sleep(1.0)
+
+
+def serve(config: DatastoreConfig) -> None:
+    """Run a datastore in the foreground until SIGTERM or Ctrl-C."""
+    asyncio.run(Datastore(config).run())
