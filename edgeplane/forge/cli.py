@@ -148,3 +148,152 @@ def content_extract(bundle: Path = typer.Argument(..., help="Bundle (.tar.zst)")
     with byte_progress(f"extracting {bundle.name}", bundle.stat().st_size if bundle.exists() else None) as advance:
         verified = extract_bundle(bundle, dest, key, advance)
     _report_verified(bundle, verified)
+
+
+# ------------------------------------------------------------------------------------------ ISOs
+
+
+@app.command()
+@_fail_cleanly
+def iso(user_data: Path = typer.Option(..., "--user-data", help="#cloud-config user-data with an edgeplane: mapping"),
+        out: Path = typer.Option(..., "--out", help="ISO to write; <out>.sha256 is written next to it"),
+        content: Paths = typer.Option(None, "--content", help="Content bundle to carry (repeatable)"),
+        definition: Optional[Path] = typer.Option(None, "--definition", help="Cluster definition .tgz to carry"),
+        boot_tree: Optional[Path] = typer.Option(None, "--boot-tree", help="Kernel, initrd, isolinux/ and/or boot/grub/ tree"),
+        label: str = typer.Option("EDGEPLANE", "--label", help="Volume label"),
+        agent: Optional[Path] = typer.Option(None, "--agent", help="Agent wheel or zipapp (default: zipapp of this edgeplane)")) -> None:
+    """Build a reproducible installer ISO (ISO 9660 + Rock Ridge + Joliet, El Torito with --boot-tree)."""
+    from edgeplane.forge.iso import build_installer_iso
+    from edgeplane.forge.progress import byte_progress
+
+    total = sum(p.stat().st_size for p in content or [] if p.exists())
+    with byte_progress(f"writing {out.name}", total or None) as advance:
+        result = build_installer_iso(out, user_data, content=content or [], definition=definition,
+                                     boot_tree=boot_tree, label=label, agent=agent, progress=advance)
+    typer.echo(f"{result.path}: {result.size} bytes, sha256 {result.sha256}{', bootable' if result.bootable else ''}")
+
+
+@app.command("site-iso")
+@_fail_cleanly
+def site_iso(user_data: Path = typer.Option(..., "--user-data", help="Site #cloud-config user-data (overrides)"),
+             out: Path = typer.Option(..., "--out", help="ISO to write (volume label cidata)")) -> None:
+    """Build the site user-data ISO: volume cidata with user-data and meta-data."""
+    from edgeplane.forge.iso import build_site_iso
+
+    result = build_site_iso(out, user_data)
+    typer.echo(f"{result.path}: {result.size} bytes, sha256 {result.sha256}")
+
+
+# ---------------------------------------------------------------------------------- definitions
+
+definition_app = typer.Typer(help="Cluster definitions (.tgz of profiles and variables).", no_args_is_help=True)
+app.add_typer(definition_app, name="definition")
+
+
+@definition_app.command("build")
+@_fail_cleanly
+def definition_build(out: Path = typer.Option(..., "--out", help="Definition to write (.tgz)"),
+                     name: str = typer.Option(..., "--name", help="Definition name"),
+                     profile: list[Path] = typer.Option(..., "--profile", help="Profile YAML file (repeatable)"),
+                     variables: Optional[Path] = typer.Option(None, "--variables", help="YAML mapping of variable values"),
+                     sign_key: Optional[Path] = typer.Option(None, "--sign-key", help="ed25519 private key (PEM)")) -> None:
+    """Build a cluster definition from local profile files."""
+    from edgeplane.forge.definition import build_definition, load_variables, profile_documents
+
+    result = build_definition(out, name, profile_documents(profile), load_variables(variables), _private_key(sign_key),
+                              sources=[str(p) for p in profile])
+    typer.echo(f"{out}: {len(result.profiles)} profiles, {len(result.variables)} variables")
+
+
+@definition_app.command("export")
+@_fail_cleanly
+def definition_export(console: str = typer.Option(..., "--console", help="Console base URL"),
+                      api_key: str = typer.Option(..., "--api-key", envvar="EDGEPLANE_API_KEY", help="Console API key"),
+                      profile_id: list[str] = typer.Option(..., "--profile-id", help="Console profile ID (repeatable)"),
+                      name: str = typer.Option(..., "--name", help="Definition name"),
+                      out: Path = typer.Option(..., "--out", help="Definition to write (.tgz)"),
+                      variables: Optional[Path] = typer.Option(None, "--variables", help="YAML mapping of variable values"),
+                      sign_key: Optional[Path] = typer.Option(None, "--sign-key", help="ed25519 private key (PEM)")) -> None:
+    """Export profiles from the console into a cluster definition."""
+    from edgeplane.forge.definition import load_variables
+    from edgeplane.forge.export import export_definition
+
+    result = export_definition(console, api_key, profile_id, name, out, load_variables(variables), _private_key(sign_key))
+    typer.echo(f"{out}: {len(result.profiles)} profiles exported")
+
+
+@definition_app.command("inspect")
+@_fail_cleanly
+def definition_inspect(archive: Path = typer.Argument(..., help="Definition (.tgz)"),
+                       public_key: Optional[Path] = typer.Option(None, "--public-key", help="Require a signature by this key")) -> None:
+    """Check a definition and list its profiles and variables."""
+    from edgeplane.forge.definition import read_definition
+
+    result = read_definition(archive, _public_key(public_key))
+    typer.echo(f"{result.name}: {'signed' if result.signed else 'unsigned'}")
+    for p in result.profiles:
+        typer.echo(f"  profile {p.name} {p.version} ({p.type}, {len(p.packs)} packs)")
+    for key in sorted(result.variables):
+        typer.echo(f"  variable {key}")
+
+
+@definition_app.command("import")
+@_fail_cleanly
+def definition_import(archive: Path = typer.Argument(..., help="Definition (.tgz)"),
+                      into: Path = typer.Option(..., "--into", help="Local definitions directory"),
+                      public_key: Optional[Path] = typer.Option(None, "--public-key", help="Require a signature by this key")) -> None:
+    """Check a definition and write it into a local directory (what local mode will read)."""
+    from edgeplane.forge.definition import import_definition
+
+    target = import_definition(archive, into, _public_key(public_key))
+    typer.echo(f"imported into {target}")
+
+
+# ------------------------------------------------------------------------------------- capsules
+
+capsule_app = typer.Typer(help="Signed offline upgrade capsules (a profile version and all it needs).",
+                          no_args_is_help=True)
+app.add_typer(capsule_app, name="capsule")
+
+
+@capsule_app.command("build")
+@_fail_cleanly
+def capsule_build(out: Path = typer.Option(..., "--out", help="Capsule to write (.tar.zst)"),
+                  profile: Path = typer.Option(..., "--profile", help="The new profile version (YAML)"),
+                  pack: Paths = typer.Option(None, "--pack", help="Pack directory with pack.yaml (repeatable)"),
+                  image: Paths = typer.Option(None, "--image", help="OCI layout or image archive (repeatable)"),
+                  chart: Paths = typer.Option(None, "--chart", help="Helm chart .tgz (repeatable)"),
+                  file: Paths = typer.Option(None, "--file", help="Any file or directory (repeatable)"),
+                  sign_key: Path = typer.Option(..., "--sign-key", help="ed25519 private key (PEM); capsules are always signed")) -> None:
+    """Build a signed capsule; refused when a pack the profile references is missing."""
+    from edgeplane.forge.capsule import build_capsule
+    from edgeplane.forge.progress import byte_progress
+
+    artifacts = _collect([profile], pack, image, chart, file)
+    key = _private_key(sign_key)
+    with byte_progress(f"building {out.name}", sum(a.size for a in artifacts)) as advance:
+        manifest = build_capsule(out, artifacts, key, advance)
+    typer.echo(f"{out}: capsule {manifest.name}, {len(manifest.artifacts)} artifacts, signed")
+
+
+@capsule_app.command("verify")
+@_fail_cleanly
+def capsule_verify(capsule: Path = typer.Argument(..., help="Capsule (.tar.zst)"),
+                   public_key: Path = typer.Option(..., "--public-key", help="The signer's public key")) -> None:
+    """Check every byte, the signature and that the profile's packs are all inside."""
+    from edgeplane.forge.capsule import verify_capsule
+    from edgeplane.forge.progress import byte_progress
+
+    key = _public_key(public_key)
+    with byte_progress(f"verifying {capsule.name}", capsule.stat().st_size if capsule.exists() else None) as advance:
+        verified = verify_capsule(capsule, key, advance)
+    _report_verified(capsule, verified)
+
+
+@capsule_app.command("apply")
+@_fail_cleanly
+def capsule_apply(capsule: Path = typer.Argument(..., help="Capsule (.tar.zst)")) -> None:
+    """Apply a capsule to this site (NOT BUILT YET: needs the agent's offline upgrade and local mode)."""
+    from edgeplane.forge.capsule import apply_capsule
+
+    apply_capsule(capsule)

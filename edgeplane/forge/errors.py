@@ -20,12 +20,12 @@ class ProfileError(ForgeError):
 
 
 class UserDataError(ForgeError):
-    """User-data that is not valid ``#cloud-config`` YAML with an ``edgeplane:`` mapping."""
+    """User-data that is not valid ``#cloud-config`` YAML for edgeplane; the message names
+    ``source:line: field: reason`` for every problem found."""
 
-    def __init__(self, source: str, field: str, reason: str, line: int | None = None) -> None:
-        where = f"{source}:{line}" if line is not None else source
-        super().__init__(f"{where}: {field}: {reason}")
-        self.source, self.field, self.reason, self.line = source, field, reason, line
+    def __init__(self, message: str, field: str = "", line: int | None = None) -> None:
+        super().__init__(message)
+        self.field, self.line = field, line
 
 
 class IsoError(ForgeError):

@@ -7,6 +7,10 @@ A profile is a YAML (or JSON) mapping::
     type: infra             # infra | full | add-on (infra and full are infrastructure profiles)
     packs:                  # optional list of {name, version}
       - {name: k3s, version: 1.30.2}
+    variables:              # optional: [{name, required (false), default}]
+      - {name: site_vip, required: true}
+
+The console's layer list (``layers: [{layer, pack, version, values}]``) is read as ``packs``.
 
 Other keys are kept untouched in the file; forge only reads these.
 """
@@ -32,11 +36,19 @@ class PackRef:
 
 
 @dataclass(frozen=True)
+class VariableSpec:
+    name: str
+    required: bool = False
+    default: object = None
+
+
+@dataclass(frozen=True)
 class ProfileInfo:
     name: str
     version: str
     type: str
     packs: tuple[PackRef, ...] = field(default_factory=tuple)
+    variables: tuple[VariableSpec, ...] = field(default_factory=tuple)
 
     @property
     def is_infrastructure(self) -> bool:
@@ -59,16 +71,32 @@ def parse_profile(data: object, where: str) -> ProfileInfo:
     ptype = data.get("type")
     if ptype not in PROFILE_TYPES:
         raise ProfileError(f"{where}: type: must be one of {', '.join(PROFILE_TYPES)}, got {ptype!r}")
-    packs_raw = data.get("packs", [])
+    key, name_key = ("layers", "pack") if "layers" in data and "packs" not in data else ("packs", "name")
+    packs_raw = data.get(key, [])
     if not isinstance(packs_raw, list):
-        raise ProfileError(f"{where}: packs: must be a list")
+        raise ProfileError(f"{where}: {key}: must be a list")
     packs = []
     for index, pack in enumerate(packs_raw):
         if not isinstance(pack, dict):
-            raise ProfileError(f"{where}: packs[{index}]: must be a mapping with name and version")
-        packs.append(PackRef(_text(pack, "name", f"{where}: packs[{index}]"),
-                             _text(pack, "version", f"{where}: packs[{index}]")))
-    return ProfileInfo(_text(data, "name", where), _text(data, "version", where), ptype, tuple(packs))
+            raise ProfileError(f"{where}: {key}[{index}]: must be a mapping with {name_key} and version")
+        packs.append(PackRef(_text(pack, name_key, f"{where}: {key}[{index}]"),
+                             _text(pack, "version", f"{where}: {key}[{index}]")))
+    return ProfileInfo(_text(data, "name", where), _text(data, "version", where), ptype, tuple(packs),
+                       _variables(data.get("variables", []), where))
+
+
+def _variables(raw: object, where: str) -> tuple[VariableSpec, ...]:
+    if not isinstance(raw, list):
+        raise ProfileError(f"{where}: variables: must be a list of {{name, required, default}}")
+    specs = []
+    for index, item in enumerate(raw):
+        if not isinstance(item, dict):
+            raise ProfileError(f"{where}: variables[{index}]: must be a mapping")
+        required = item.get("required", False)
+        if not isinstance(required, bool):
+            raise ProfileError(f"{where}: variables[{index}].required: must be true or false")
+        specs.append(VariableSpec(_text(item, "name", f"{where}: variables[{index}]"), required, item.get("default")))
+    return tuple(specs)
 
 
 def load_profile(path: Path) -> ProfileInfo:

@@ -31,3 +31,14 @@ def tar_info(name: str, size: int, mtime: int, executable: bool = False) -> tarf
     info.uid = info.gid = 0
     info.uname = info.gname = ""
     return info
+
+
+def write_tgz(out: "os.PathLike[str] | str", members: list[tuple[str, bytes]], mtime: int) -> None:
+    """A gzip'd tar of in-memory members with no name or time in the gzip header."""
+    import gzip
+    import io
+
+    with open(out, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
+        with tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            for name, data in members:
+                tar.addfile(tar_info(name, len(data), mtime), io.BytesIO(data))
