@@ -13,6 +13,7 @@ from edgeplane import __version__
 from edgeplane.datastore import cli as datastore_cli
 from edgeplane.forge import cli as forge_cli
 from edgeplane.lab import cli as lab_cli
+from edgeplane.twonode import cli as twonode_cli
 
 app = typer.Typer(
     name="edgeplane",
@@ -24,6 +25,7 @@ app = typer.Typer(
 app.add_typer(datastore_cli.app, name="datastore")
 app.add_typer(lab_cli.app, name="lab")
 app.add_typer(forge_cli.app, name="forge")
+app.add_typer(twonode_cli.app, name="twonode")
 
 
 @app.command()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 app = typer.Typer(help="Bring parts up together on loopback to try edgeplane on one machine.", no_args_is_help=True)
@@ -15,6 +17,16 @@ def lab_datastore(
     from edgeplane.datastore.cli import serve_from_options
 
     serve_from_options(listen=listen)
+
+
+@app.command("twonode")
+def lab_twonode(
+    dir: Path = typer.Option(..., "--dir", help="Directory for both nodes' data, configs and DIR/lab.json."),
+) -> None:
+    """A two-node HA pair on loopback (two PostgreSQL clusters, two datastores, two agents) until Ctrl-C."""
+    from edgeplane.twonode import run_lab
+
+    run_lab(dir)
 
 
 def default_main_job() -> None:
