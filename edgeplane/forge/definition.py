@@ -22,7 +22,7 @@ from pathlib import Path
 import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from edgeplane.forge.errors import DefinitionError, ForgeError, SignatureError
+from edgeplane.forge.errors import DefinitionError, ForgeError, ProfileError, SignatureError
 from edgeplane.forge.manifest import safe_member_path
 from edgeplane.forge.profiles import ProfileInfo, check_profile_set, parse_profile
 from edgeplane.forge.reproducible import source_date_epoch, write_tgz
@@ -57,6 +57,13 @@ def _load_yaml(data: bytes, where: str) -> object:
         return yaml.safe_load(data.decode("utf-8"))
     except (UnicodeDecodeError, yaml.YAMLError) as exc:
         raise DefinitionError(f"{where}: not valid YAML: {exc}") from None
+
+
+def _parse_profile(data: bytes, where: str) -> ProfileInfo:
+    try:
+        return parse_profile(_load_yaml(data, where), where)
+    except ProfileError as exc:
+        raise DefinitionError(str(exc)) from None
 
 
 def _check_variables(variables: object, profiles: Sequence[ProfileInfo], where: str) -> dict[str, object]:
@@ -96,7 +103,7 @@ def build_definition(out: Path, name: str, profiles: Sequence[bytes], variables:
     """Write a definition ``.tgz`` from profile documents (YAML/JSON bytes); reproducible bytes."""
     _check_name(name)
     sources = list(sources or [f"profiles[{i}]" for i in range(len(profiles))])
-    parsed = [(src, parse_profile(_load_yaml(doc, src), src)) for src, doc in zip(sources, profiles)]
+    parsed = [(src, _parse_profile(doc, src)) for src, doc in zip(sources, profiles)]
     _check_rules(parsed)
     values = _check_variables(dict(variables or {}), [p for _, p in parsed], "variables")
     documents = {f"profiles/{p.name}.yaml": doc for (_, p), doc in zip(parsed, profiles)}
@@ -174,7 +181,7 @@ def read_definition(path: Path, public_key: Ed25519PublicKey | None = None) -> D
     for member in listed:
         if member not in members:
             raise DefinitionError(f"{path}: {member}: listed as a profile but missing")
-        parsed.append((member, parse_profile(_load_yaml(members[member], member), f"{path}: {member}")))
+        parsed.append((member, _parse_profile(members[member], f"{path}: {member}")))
     _check_rules(parsed)
     variables = _check_variables(_load_yaml(members.get(VARIABLES, b"{}"), VARIABLES), [p for _, p in parsed],
                                  f"{path}: {VARIABLES}")

@@ -181,3 +181,13 @@ def test_bad_iso_inputs_are_refused(tmp_path: Path, user_data, boot_tree, source
     with pytest.raises(UserDataError, match="no such file"):
         build_installer_iso(tmp_path / "x.iso", tmp_path / "missing.yaml")
     assert not list(tmp_path.glob("x.iso*"))
+
+
+def test_isohybrid_mbr_makes_a_usb_bootable_image(tmp_path: Path, user_data, boot_tree) -> None:
+    """With isolinux/isohdpfx.bin (here 432 fake bytes, not real SYSLINUX code) the ISO starts with it."""
+    mbr = os.urandom(432)
+    (boot_tree / "isolinux" / "isohdpfx.bin").write_bytes(mbr)
+    out = tmp_path / "hybrid.iso"
+    build_installer_iso(out, user_data, boot_tree=boot_tree)
+    head = out.read_bytes()[:512]
+    assert head[:432] == mbr and head[510:512] == b"\x55\xaa"  # MBR signature written by xorriso
