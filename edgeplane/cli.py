@@ -10,6 +10,7 @@ from __future__ import annotations
 import typer
 
 from edgeplane import __version__
+from edgeplane.console import cli as console_cli
 from edgeplane.datastore import cli as datastore_cli
 from edgeplane.forge import cli as forge_cli
 from edgeplane.lab import cli as lab_cli
@@ -22,6 +23,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.add_typer(console_cli.app, name="console")
 app.add_typer(datastore_cli.app, name="datastore")
 app.add_typer(lab_cli.app, name="lab")
 app.add_typer(forge_cli.app, name="forge")
