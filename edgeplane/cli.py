@@ -10,6 +10,7 @@ from __future__ import annotations
 import typer
 
 from edgeplane import __version__
+from edgeplane.agent import cli as agent_cli
 from edgeplane.console import cli as console_cli
 from edgeplane.datastore import cli as datastore_cli
 from edgeplane.forge import cli as forge_cli
@@ -23,6 +24,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.add_typer(agent_cli.app, name="agent")
 app.add_typer(console_cli.app, name="console")
 app.add_typer(datastore_cli.app, name="datastore")
 app.add_typer(lab_cli.app, name="lab")

@@ -1,0 +1,308 @@
+"""The agent process: prepare the host, register, then heartbeat and converge to the desired spec.
+
+Two threads share one console client. The main thread long-polls for the desired spec and applies
+it through the journal; the heartbeat thread reports liveness and flushes what waited during a
+disconnection (events from an on-disk outbox, the last status). Every console failure is retried
+with exponential backoff and jitter; the node keeps running what it last applied meanwhile, and a
+restart resumes the last received spec from disk.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edgeplane import __version__
+from edgeplane.agent.artifacts import ArtifactError, ArtifactStore, open_content_bundle
+from edgeplane.agent.backoff import Backoff
+from edgeplane.agent.client import ConsoleClient, ConsoleError
+from edgeplane.agent.hardware import Inventory, check_minimums, failures, read_inventory
+from edgeplane.agent.hostid import derive_host_id
+from edgeplane.agent.hostroot import HostRoot
+from edgeplane.agent.installer import Installer, UpgradeRolledBack
+from edgeplane.agent.registration import load_credential, register
+from edgeplane.agent.schema import UserData
+from edgeplane.agent.slots import Slots, image_health_check
+from edgeplane.agent.spec import NodeSpec
+from edgeplane.agent.userdata import load_user_data
+
+log = logging.getLogger(__name__)
+OEM_BUILTIN = "/oem/90_custom.yaml"
+OEM_SITE = "/oem/user-data"
+SPEC = "spec.json"
+APPLIED = "applied.json"
+STATUS = "status.json"
+OUTBOX = "outbox.jsonl"
+LONG_POLL = 30
+
+
+class LocalModeNotBuilt(RuntimeError):
+    """managementMode local needs the Local UI part, which is not built yet."""
+
+
+@dataclass
+class Prepared:
+    user_data: UserData
+    host_id: str
+    how: str
+    inventory: Inventory
+    hardware_failures: list[str]
+    node_ip: str
+
+
+def keep_original_user_data(root: HostRoot, builtin: Path, site: Path | None) -> tuple[str, str | None]:
+    """Copy the user-data to /oem on first start (what a factory reset goes back to); later starts
+    and resets read the copies, so the original survives whatever happens to the given files."""
+    if root.read_text(OEM_BUILTIN) is None:
+        root.write_text(OEM_BUILTIN, builtin.read_text(encoding="utf-8"), 0o600)
+        if site is not None:
+            root.write_text(OEM_SITE, site.read_text(encoding="utf-8"), 0o600)
+    return root.read_text(OEM_BUILTIN) or "", root.read_text(OEM_SITE)
+
+
+def node_ip(user_data: UserData, console_url: str | None) -> str:
+    """The static address from the user-data, else the source address of the route to the console."""
+    for nic in user_data.edgeplane.site.network.interfaces.values():
+        if nic.type == "static" and nic.ipAddress:
+            return nic.ipAddress.split("/")[0]
+    if console_url:
+        from urllib.parse import urlsplit
+        host = urlsplit(console_url).hostname or "127.0.0.1"
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+                probe.connect((host, 9))  # no packet is sent for UDP connect
+                return probe.getsockname()[0]
+        except OSError:
+            pass
+    return "127.0.0.1"
+
+
+def inventory_payload(inv: Inventory, ip: str) -> dict[str, Any]:
+    return {
+        "arch": inv.arch if inv.arch in ("amd64", "arm64") else None,
+        "cpu_cores": inv.cores, "cpu_model": inv.cpu_model, "memory_bytes": inv.memory_bytes,
+        "disks": [{"name": d.name, "size_bytes": d.size_bytes, "ssd": not d.rotational} for d in inv.disks],
+        "nics": [{"name": "primary", "ips": [f"{ip}/32"]}],
+        "agent_version": __version__,
+    }
+
+
+class Agent:
+    def __init__(self, root: HostRoot, user_data: Path, site_user_data: Path | None = None,
+                 content_bundle: Path | None = None, say: Callable[[str], None] = print) -> None:
+        self.root = root
+        self.user_data_path = user_data
+        self.site_path = site_user_data
+        self.content_bundle = content_bundle
+        self.say = say
+        self.outbox_lock = threading.Lock()
+        self.status_lock = threading.Lock()  # the status file is written by one thread, sent by both
+        self.stop = threading.Event()
+        self.interval = 30
+        self.client: ConsoleClient | None = None
+        self.host_id: str | None = None
+
+    # -------------------------------------------------------------- preparing
+    def prepare(self) -> Prepared:
+        builtin, site = keep_original_user_data(self.root, self.user_data_path, self.site_path)
+        user_data = load_user_data(builtin, site, builtin_source=str(self.user_data_path),
+                                   site_source=str(self.site_path or "site-user-data"))
+        host_id, how = derive_host_id(user_data.edgeplane.site, self.root)
+        inventory = read_inventory(self.root)
+        findings = check_minimums(inventory)
+        failed = [str(f) for f in failures(findings)]
+        for finding in findings:
+            self.say(f"hardware: {finding}")
+        ip = node_ip(user_data, user_data.edgeplane.site.console_url())
+        self.say(f"host ID {host_id} ({how}), node IP {ip}")
+        return Prepared(user_data, host_id, how, inventory, failed, ip)
+
+    def installer(self, prepared: Prepared) -> Installer:
+        local = open_content_bundle(self.root, self.content_bundle) if self.content_bundle else None
+        console = self.client.fetch_artifact if self.client else None
+        return Installer(self.root, prepared.user_data, prepared.host_id, prepared.node_ip,
+                         ArtifactStore(self.root, local, console), Slots(self.root, self.event), self.event)
+
+    # ----------------------------------------------------------------- events
+    def event(self, kind: str, severity: str, message: str) -> None:
+        """Queue an event on disk (sent by the heartbeat thread, kept through disconnections)."""
+        log.info("event %s [%s] %s", kind, severity, message)
+        record = {"kind": kind, "severity": severity, "message": message[:2000],
+                  "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        with self.outbox_lock:
+            path = self.root.state(OUTBOX)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(record) + "\n")
+
+    def _flush_events(self, host_id: str) -> None:
+        assert self.client is not None
+        with self.outbox_lock:
+            path = self.root.state(OUTBOX)
+            if not path.exists():
+                return
+            events = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+            if events:
+                self.client.events(host_id, events)
+            path.unlink()
+
+    # ---------------------------------------------------------------- running
+    def run(self) -> None:
+        prepared = self.prepare()
+        agent = prepared.user_data.edgeplane
+        if agent.managementMode == "local":
+            raise LocalModeNotBuilt("managementMode local: the Local UI / local API (edgeplane/local) is not built "
+                                    "yet, so a locally managed host has no way to receive a cluster")
+        url = agent.site.console_url()
+        if url is None:
+            raise ValueError("edgeplane.site.consoleEndpoint is required in central management mode")
+        self.client = ConsoleClient(url, agent.site)
+        self.host_id = prepared.host_id
+        installer = self.installer(prepared)
+        installer.slots.resume(image_health_check(self.root))
+        if prepared.hardware_failures:
+            self.event("hardware.below-minimum", "error", "; ".join(prepared.hardware_failures))
+        payload = inventory_payload(prepared.inventory, prepared.node_ip)
+        credential = load_credential(self.root)
+        if credential is None:
+            registered = register(self.client, self.root, agent.site, prepared.host_id, payload, self.say)
+            credential, self.interval = registered.credential, registered.heartbeat_interval
+        self.client.credential = credential
+        beat = threading.Thread(target=self._heartbeat_loop, args=(prepared, payload), daemon=True,
+                                name="heartbeat")
+        beat.start()
+        try:
+            self._spec_loop(prepared, installer)
+        finally:
+            self.stop.set()
+
+    def _heartbeat_loop(self, prepared: Prepared, payload: dict[str, Any]) -> None:
+        assert self.client is not None
+        backoff = Backoff(base=1.0, cap=60.0)
+        send_inventory = True
+        while not self.stop.is_set():
+            applied = self._applied()
+            body: dict[str, Any] = {
+                "health": "unhealthy" if prepared.hardware_failures or applied.get("phase") == "failed" else "healthy",
+                "message": "; ".join(prepared.hardware_failures)[:500] or applied.get("message", "")[:500],
+            }
+            if applied.get("generation"):
+                body["observed_generation"] = applied["generation"]
+            if send_inventory:
+                body["inventory"] = payload
+            try:
+                answer = self.client.heartbeat(prepared.host_id, body)
+                send_inventory = False
+                self.interval = int(answer.get("heartbeat_interval", self.interval))
+                self._flush_events(prepared.host_id)
+                self._flush_status()
+                backoff.reset()
+                delay = float(self.interval)
+            except Exception as exc:  # noqa: BLE001 - keep beating through any outage
+                delay = backoff.next_delay()
+                log.warning("heartbeat failed (%s); retrying in %.1f s", exc, delay)
+            self.stop.wait(delay)
+
+    def _spec_loop(self, prepared: Prepared, installer: Installer) -> None:
+        assert self.client is not None
+        backoff = Backoff(base=1.0, cap=60.0)
+        last = self._saved_spec()
+        if last is not None and self._applied().get("generation") != last.generation:
+            self._apply(prepared, installer, last)  # resume what a restart interrupted
+        while not self.stop.is_set():
+            after = last.generation if last else 0
+            try:
+                spec = self.client.spec(prepared.host_id, after, LONG_POLL)
+                backoff.reset()
+            except Exception as exc:  # noqa: BLE001 - disconnected: keep the node as it is, retry
+                delay = backoff.next_delay()
+                log.warning("spec poll failed (%s); retrying in %.1f s", exc, delay)
+                self.stop.wait(delay)
+                continue
+            if spec is None:
+                continue
+            self.root.write_text(f"/var/lib/edgeplane/agent/{SPEC}", spec.model_dump_json())
+            last = spec
+            self._apply(prepared, installer, spec)
+
+    def _apply(self, prepared: Prepared, installer: Installer, spec: NodeSpec) -> None:
+        if spec.action == "apply" and prepared.hardware_failures:
+            self._set_applied(spec.generation, "failed", "hardware below minimum: " + "; ".join(prepared.hardware_failures))
+            return
+        self._set_applied(spec.generation, "applying", f"applying generation {spec.generation}", final=False)
+        backoff = Backoff(base=2.0, cap=60.0)
+        while not self.stop.is_set():
+            try:
+                installer.apply(spec)
+                self._set_applied(spec.generation, "ready", "node converged" if spec.action != "none" else "no cluster")
+                return
+            except (ArtifactError, ConsoleError, OSError) as exc:  # transient: retry the same plan
+                delay = backoff.next_delay()
+                self.event("install.retry", "warning", f"generation {spec.generation}: {exc}; retry in {delay:.0f} s")
+                self.stop.wait(delay)
+            except UpgradeRolledBack as exc:
+                self._set_applied(spec.generation, "failed", str(exc))
+                return
+            except Exception as exc:  # noqa: BLE001 - anything else fails this generation, reported
+                self._set_applied(spec.generation, "failed", f"{type(exc).__name__}: {exc}")
+                return
+
+    # ------------------------------------------------------- applied state
+    def _saved_spec(self) -> NodeSpec | None:
+        text = self.root.read_text(f"/var/lib/edgeplane/agent/{SPEC}")
+        return NodeSpec.model_validate_json(text) if text else None
+
+    def _applied(self) -> dict[str, Any]:
+        """The last generation finished (ready or failed), what the heartbeat reports."""
+        return json.loads(self.root.read_text(f"/var/lib/edgeplane/agent/{APPLIED}") or "{}")
+
+    def _set_applied(self, generation: int, phase: str, message: str, final: bool = True) -> None:
+        with self.status_lock:
+            if final:
+                self.root.write_text(f"/var/lib/edgeplane/agent/{APPLIED}",
+                                     json.dumps({"generation": generation, "phase": phase, "message": message}))
+            self.root.write_text(f"/var/lib/edgeplane/agent/{STATUS}", json.dumps({"sent": False, "body": {
+                "observed_generation": generation, "phase": phase, "message": message[:2000]}}))
+        self.event(f"install.{phase}", "error" if phase == "failed" else "info", message)
+        self.say(f"generation {generation}: {phase}: {message}")
+        try:
+            self._flush_status()
+        except Exception as exc:  # noqa: BLE001 - the heartbeat thread sends it later
+            log.warning("status report deferred: %s", exc)
+
+    def _flush_status(self) -> None:
+        """Send the latest status if it has not been acknowledged yet."""
+        assert self.client is not None and self.host_id is not None
+        with self.status_lock:
+            record = json.loads(self.root.read_text(f"/var/lib/edgeplane/agent/{STATUS}") or "{}")
+            if record and not record["sent"]:
+                self.client.status(self.host_id, record["body"])
+                record["sent"] = True
+                self.root.write_text(f"/var/lib/edgeplane/agent/{STATUS}", json.dumps(record))
+
+
+def factory_reset(root: HostRoot, keep_registration: bool = True) -> list[str]:
+    """Reset to factory: leave Kubernetes, slots back to the factory image, agent state wiped; the
+    original user-data in /oem always stays (and, by default, the host ID and credential, as the
+    reference's "Reset" boot entry keeps the registration)."""
+    keep = {"host-id", "credential"} if keep_registration else set()
+    installer = Installer(root, UserData(), "", "127.0.0.1", ArtifactStore(root), Slots(root), lambda *a: None)
+    installer.reset_kubernetes()
+    Slots(root).reset_to_factory()
+    state = root.path("/var/lib/edgeplane/agent")
+    removed = []
+    if state.is_dir():
+        for entry in state.iterdir():
+            if entry.name not in keep:
+                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+                removed.append(entry.name)
+    shutil.rmtree(root.path("/var/lib/edgeplane/artifacts"), ignore_errors=True)
+    return sorted(removed)
