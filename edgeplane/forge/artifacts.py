@@ -8,16 +8,13 @@ directory or an image archive: ``docker save`` / OCI tar), ``chart`` (a Helm cha
 
 from __future__ import annotations
 
-import json
 import re
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from edgeplane.forge.errors import BundleError
-from edgeplane.forge.profiles import ProfileInfo, load_profile
+from edgeplane.forge.profiles import ProfileInfo, load_profile, read_yaml_file
 
 KINDS = ("profile", "pack", "image", "chart", "file")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+@-]{0,127}$")
@@ -93,10 +90,7 @@ def _pack_metadata(source: Path) -> tuple[str | None, str | None]:
     for meta in ("pack.yaml", "pack.json"):
         path = source / meta
         if path.is_file():
-            try:
-                data = yaml.safe_load(path.read_text(encoding="utf-8")) if meta.endswith("yaml") else json.loads(path.read_text(encoding="utf-8"))
-            except (yaml.YAMLError, json.JSONDecodeError) as exc:
-                raise BundleError(f"{path}: cannot parse: {exc}") from None
+            data = read_yaml_file(path, BundleError)  # JSON is YAML too
             if not isinstance(data, dict):
                 raise BundleError(f"{path}: must be a mapping with name and version")
             name, version = data.get("name"), data.get("version")

@@ -5,7 +5,6 @@ Thin: options are parsed here, the work happens in the forge modules (imported i
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -121,12 +120,18 @@ def content_verify(bundle: Path = typer.Argument(..., help="Bundle (.tar.zst)"),
                    public_key: Optional[Path] = typer.Option(None, "--public-key", help="Require a signature by this key")) -> None:
     """Check every artifact byte against the manifest, and the signature when a key is given."""
     from edgeplane.forge.bundle import verify_bundle
-    from edgeplane.forge.progress import byte_progress
 
     key = _public_key(public_key)
-    with byte_progress(f"verifying {bundle.name}", bundle.stat().st_size if bundle.exists() else None) as advance:
+    with _file_progress("verifying", bundle) as advance:
         verified = verify_bundle(bundle, key, advance)
     _report_verified(bundle, verified)
+
+
+def _file_progress(verb: str, path: Path):
+    """A progress bar over the compressed bytes of ``path`` (unknown total when it is missing)."""
+    from edgeplane.forge.progress import byte_progress
+
+    return byte_progress(f"{verb} {path.name}", path.stat().st_size if path.exists() else None)
 
 
 def _report_verified(path: Path, verified: Any) -> None:
@@ -142,10 +147,9 @@ def content_extract(bundle: Path = typer.Argument(..., help="Bundle (.tar.zst)")
                     public_key: Optional[Path] = typer.Option(None, "--public-key", help="Require a signature by this key")) -> None:
     """Verify a bundle completely, then unpack it into a new directory (nothing on refusal)."""
     from edgeplane.forge.bundle import extract_bundle
-    from edgeplane.forge.progress import byte_progress
 
     key = _public_key(public_key)
-    with byte_progress(f"extracting {bundle.name}", bundle.stat().st_size if bundle.exists() else None) as advance:
+    with _file_progress("extracting", bundle) as advance:
         verified = extract_bundle(bundle, dest, key, advance)
     _report_verified(bundle, verified)
 
@@ -282,10 +286,9 @@ def capsule_verify(capsule: Path = typer.Argument(..., help="Capsule (.tar.zst)"
                    public_key: Path = typer.Option(..., "--public-key", help="The signer's public key")) -> None:
     """Check every byte, the signature and that the profile's packs are all inside."""
     from edgeplane.forge.capsule import verify_capsule
-    from edgeplane.forge.progress import byte_progress
 
     key = _public_key(public_key)
-    with byte_progress(f"verifying {capsule.name}", capsule.stat().st_size if capsule.exists() else None) as advance:
+    with _file_progress("verifying", capsule) as advance:
         verified = verify_capsule(capsule, key, advance)
     _report_verified(capsule, verified)
 

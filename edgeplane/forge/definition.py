@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from edgeplane.forge.errors import DefinitionError, ForgeError, ProfileError, SignatureError
 from edgeplane.forge.manifest import safe_member_path
-from edgeplane.forge.profiles import ProfileInfo, check_profile_set, parse_profile
+from edgeplane.forge.profiles import ProfileInfo, check_profile_set, parse_profile, read_yaml_file
 from edgeplane.forge.reproducible import source_date_epoch, write_tgz
 from edgeplane.forge.signing import sign, verify
 
@@ -227,12 +227,6 @@ def profile_documents(paths: Sequence[Path]) -> list[bytes]:
 def load_variables(path: Path | None) -> dict[str, object]:
     if path is None:
         return {}
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise DefinitionError(f"{path}: cannot read: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise DefinitionError(f"{path}: not valid YAML: {exc}") from None
-    return _check_variables(data, [], str(path))
+    return _check_variables(read_yaml_file(path, DefinitionError), [], str(path))
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import yaml
 
-from edgeplane.forge.errors import ProfileError
+from edgeplane.forge.errors import ForgeError, ProfileError
 
 PROFILE_TYPES = ("infra", "full", "add-on")
 INFRASTRUCTURE_TYPES = ("infra", "full")
@@ -99,15 +99,19 @@ def _variables(raw: object, where: str) -> tuple[VariableSpec, ...]:
     return tuple(specs)
 
 
+def read_yaml_file(path: Path, error: type[ForgeError]) -> object:
+    """Load a YAML (or JSON) file; ``error`` carries the file name and the reason."""
+    try:
+        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise error(f"{path}: cannot read: {exc.strerror}") from None
+    except (UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise error(f"{path}: not valid YAML: {exc}") from None
+
+
 def load_profile(path: Path) -> ProfileInfo:
     """Read and validate one profile file."""
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ProfileError(f"{path}: cannot read: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise ProfileError(f"{path}: not valid YAML: {exc}") from None
-    return parse_profile(data, str(path))
+    return parse_profile(read_yaml_file(path, ProfileError), str(path))
 
 
 def check_profile_set(profiles: Iterable[tuple[str, ProfileInfo]]) -> None:
