@@ -63,6 +63,12 @@ class PostgresServer:
         )
 
 
+def _run_checked(argv: list[str]) -> None:
+    result = subprocess.run(argv, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"{argv[-1] if argv else argv} failed ({result.returncode}): {result.stderr or result.stdout}")
+
+
 def start_postgres(base_dir: Path) -> PostgresServer:
     """initdb a new cluster under base_dir and start it on a free port (fsync kept on)."""
     bin_dir = postgres_bin_dir()
@@ -80,16 +86,11 @@ def start_postgres(base_dir: Path) -> PostgresServer:
             mode = os.stat(parent).st_mode
             if not mode & 0o001:
                 os.chmod(parent, mode | 0o001)
-    subprocess.run(
-        _as_server_user([str(bin_dir / "initdb"), "-D", str(data_dir), "-U", "postgres", "-A", "trust",
-                         "-E", "UTF8", "--no-locale"]),
-        check=True, capture_output=True,
-    )
+    _run_checked(_as_server_user([str(bin_dir / "initdb"), "-D", str(data_dir), "-U", "postgres", "-A", "trust",
+                                  "-E", "UTF8", "--no-locale"]))
     port = free_port()
     log = base_dir / "postgres.log"
     options = f"-c port={port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={base_dir} -c max_connections=200"
-    subprocess.run(
-        _as_server_user([str(bin_dir / "pg_ctl"), "-D", str(data_dir), "-l", str(log), "-o", options, "-w", "start"]),
-        check=True, capture_output=True,
-    )
+    _run_checked(_as_server_user([str(bin_dir / "pg_ctl"), "-D", str(data_dir), "-l", str(log), "-o", options,
+                                  "-w", "start"]))
     return PostgresServer(data_dir=data_dir, port=port, bin_dir=bin_dir)
