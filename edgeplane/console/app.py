@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from fastapi import FastAPI, Query, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 
@@ -81,6 +81,11 @@ class Console:
         return self._guarded(source, call)
 
 
+def _credential_present(request: Request) -> None:
+    """Refuse a call without credentials before its body is even validated."""
+    auth.bearer(request.headers.get("authorization"))
+
+
 def create_app(config: ConsoleConfig) -> FastAPI:
     console = Console(config)
     console.db.migrate()
@@ -120,174 +125,175 @@ def create_app(config: ConsoleConfig) -> FastAPI:
 def _operator_routes(app: FastAPI, c: Console) -> None:  # noqa: C901 - a flat list of small routes
     timing = c.config.timing
     prefix = c.config.host_id_prefix
+    router = APIRouter(dependencies=[Depends(_credential_present)])
 
-    @app.get("/v1/whoami", tags=["tenancy"])
+    @router.get("/v1/whoami", tags=["tenancy"])
     def whoami(request: Request) -> dict[str, Any]:
         return c.as_operator(request, "viewer", lambda tx, op: {"user": op.name, "role": op.role,
                                                                   "tenant_id": op.tenant_id})
 
-    @app.get("/v1/projects", tags=["tenancy"])
+    @router.get("/v1/projects", tags=["tenancy"])
     def projects(request: Request) -> list[dict[str, Any]]:
         return c.as_operator(request, "viewer", lambda tx, op: tx.all(
             "SELECT id, name, created_at FROM projects WHERE tenant_id = ? ORDER BY name", (op.tenant_id,)))
 
-    @app.post("/v1/projects", status_code=201, tags=["tenancy"])
+    @router.post("/v1/projects", status_code=201, tags=["tenancy"])
     def create_project(body: schemas.ProjectIn, request: Request) -> dict[str, Any]:
         return c.as_operator(request, "admin", lambda tx, op: tenancy.create_project(tx, op, body.name))
 
-    @app.get("/v1/users", tags=["tenancy"])
+    @router.get("/v1/users", tags=["tenancy"])
     def users(request: Request) -> list[dict[str, Any]]:
         return c.as_operator(request, "admin", lambda tx, op: tx.all(
             "SELECT id, name, role, created_at FROM users WHERE tenant_id = ? ORDER BY name", (op.tenant_id,)))
 
-    @app.post("/v1/users", status_code=201, tags=["tenancy"])
+    @router.post("/v1/users", status_code=201, tags=["tenancy"])
     def create_user(body: schemas.UserIn, request: Request) -> dict[str, Any]:
         return c.as_operator(request, "admin", lambda tx, op: tenancy.create_user(
             tx, op.tenant_id, body.name, body.role, actor=op.actor, source=op.source))
 
-    @app.post("/v1/users/{user_id}/api-keys", status_code=201, tags=["tenancy"])
+    @router.post("/v1/users/{user_id}/api-keys", status_code=201, tags=["tenancy"])
     def create_key(user_id: str, body: schemas.ApiKeyIn, request: Request) -> dict[str, Any]:
         return c.as_operator(request, "admin", lambda tx, op: tenancy.create_api_key(
             tx, op.tenant_id, user_id, body.name, actor=op.actor, source=op.source))
 
-    @app.delete("/v1/api-keys/{key_id}", status_code=204, tags=["tenancy"])
+    @router.delete("/v1/api-keys/{key_id}", status_code=204, tags=["tenancy"])
     def revoke_key(key_id: str, request: Request) -> Response:
         c.as_operator(request, "admin", lambda tx, op: tenancy.revoke_api_key(tx, op, key_id))
         return Response(status_code=204)
 
-    @app.get("/v1/audit", tags=["tenancy"])
+    @router.get("/v1/audit", tags=["tenancy"])
     def audit_log(request: Request, limit: int = Query(200, ge=1, le=1000)) -> list[dict[str, Any]]:
         return c.as_operator(request, "admin", lambda tx, op: tx.all(
             "SELECT id, actor, action, object_type, object_id, detail, source, at FROM audit_log"
             " WHERE tenant_id = ? ORDER BY id DESC LIMIT ?", (op.tenant_id, limit)))
 
-    @app.get("/v1/packs", tags=["packs"])
+    @router.get("/v1/packs", tags=["packs"])
     def packs(request: Request, layer: schemas.LayerKind | None = None) -> list[dict[str, Any]]:
         return c.as_operator(request, "viewer", lambda tx, op: packstore.list_packs(tx, op.tenant_id, layer))
 
-    @app.post("/v1/packs", status_code=201, tags=["packs"])
+    @router.post("/v1/packs", status_code=201, tags=["packs"])
     def create_pack(body: schemas.PackIn, request: Request) -> dict[str, Any]:
         return c.as_operator(request, "operator", lambda tx, op: packstore.create_pack(tx, op, body.model_dump()))
 
-    @app.get("/v1/profiles", tags=["profiles"])
+    @router.get("/v1/profiles", tags=["profiles"])
     def profiles(request: Request) -> list[dict[str, Any]]:
         return c.as_operator(request, "viewer", lambda tx, op: packstore.list_profiles(tx, op.tenant_id))
 
-    @app.post("/v1/profiles", status_code=201, tags=["profiles"])
+    @router.post("/v1/profiles", status_code=201, tags=["profiles"])
     def create_profile(body: schemas.ProfileIn, request: Request) -> dict[str, Any]:
         return c.as_operator(request, "operator", lambda tx, op: packstore.create_profile(tx, op, body.model_dump()))
 
-    @app.post("/v1/profiles/{name}/versions", status_code=201, tags=["profiles"])
+    @router.post("/v1/profiles/{name}/versions", status_code=201, tags=["profiles"])
     def create_profile_version(name: str, body: schemas.ProfileVersionIn, request: Request) -> dict[str, Any]:
         return c.as_operator(request, "operator",
                              lambda tx, op: packstore.create_profile(tx, op, body.model_dump(), name=name))
 
-    @app.get("/v1/profiles/{profile_id}", tags=["profiles"])
+    @router.get("/v1/profiles/{profile_id}", tags=["profiles"])
     def profile(profile_id: str, request: Request) -> dict[str, Any]:
         return c.as_operator(request, "viewer", lambda tx, op: packstore.get_profile(tx, op.tenant_id, profile_id))
 
-    @app.get("/v1/registration-tokens", tags=["registration"])
+    @router.get("/v1/registration-tokens", tags=["registration"])
     def tokens(request: Request) -> list[dict[str, Any]]:
         return c.as_operator(request, "admin", lambda tx, op: registration.list_tokens(tx, op.tenant_id))
 
-    @app.post("/v1/registration-tokens", status_code=201, tags=["registration"])
+    @router.post("/v1/registration-tokens", status_code=201, tags=["registration"])
     def create_token(body: schemas.TokenIn, request: Request) -> dict[str, Any]:
         return c.as_operator(request, "admin", lambda tx, op: registration.create_token(tx, op, body.model_dump()))
 
-    @app.delete("/v1/registration-tokens/{token_id}", status_code=204, tags=["registration"])
+    @router.delete("/v1/registration-tokens/{token_id}", status_code=204, tags=["registration"])
     def revoke_token(token_id: str, request: Request) -> Response:
         c.as_operator(request, "admin", lambda tx, op: registration.revoke_token(tx, op, token_id))
         return Response(status_code=204)
 
-    @app.get("/v1/hosts", tags=["hosts"])
+    @router.get("/v1/hosts", tags=["hosts"])
     def host_list(request: Request) -> list[dict[str, Any]]:
         return c.as_operator(request, "viewer", lambda tx, op: [
             hosts.view(r, timing) for r in hosts.list_rows(tx, op.tenant_id)])
 
-    @app.post("/v1/hosts", status_code=201, tags=["hosts"])
+    @router.post("/v1/hosts", status_code=201, tags=["hosts"])
     def pre_enter(body: schemas.HostsIn, request: Request) -> dict[str, Any]:
         return c.as_operator(request, "operator", lambda tx, op: {
             "host_ids": registration.pre_enter(tx, op, body.model_dump(), prefix)})
 
-    @app.get("/v1/hosts/{host_id}", tags=["hosts"])
+    @router.get("/v1/hosts/{host_id}", tags=["hosts"])
     def host(host_id: str, request: Request) -> dict[str, Any]:
         return c.as_operator(request, "viewer",
                              lambda tx, op: hosts.view(hosts.get_row(tx, op.tenant_id, host_id), timing))
 
-    @app.patch("/v1/hosts/{host_id}", tags=["hosts"])
+    @router.patch("/v1/hosts/{host_id}", tags=["hosts"])
     def patch_host(host_id: str, body: schemas.HostPatch, request: Request) -> dict[str, Any]:
         def run(tx: Tx, op: auth.Operator) -> dict[str, Any]:
             hosts.set_tags(tx, op, host_id, body.tags)
             return hosts.view(hosts.get_row(tx, op.tenant_id, host_id), timing)
         return c.as_operator(request, "operator", run)
 
-    @app.post("/v1/hosts/{host_id}/approve", tags=["hosts"])
+    @router.post("/v1/hosts/{host_id}/approve", tags=["hosts"])
     def approve(host_id: str, request: Request) -> dict[str, Any]:
         def run(tx: Tx, op: auth.Operator) -> dict[str, Any]:
             registration.approve(tx, op, host_id)
             return hosts.view(hosts.get_row(tx, op.tenant_id, host_id), timing)
         return c.as_operator(request, "operator", run)
 
-    @app.delete("/v1/hosts/{host_id}", status_code=204, tags=["hosts"])
+    @router.delete("/v1/hosts/{host_id}", status_code=204, tags=["hosts"])
     def delete_host(host_id: str, request: Request) -> Response:
         c.as_operator(request, "operator", lambda tx, op: hosts.delete(tx, op, host_id))
         return Response(status_code=204)
 
-    @app.get("/v1/hosts/{host_id}/events", tags=["hosts"])
+    @router.get("/v1/hosts/{host_id}/events", tags=["hosts"])
     def host_events(host_id: str, request: Request) -> list[dict[str, Any]]:
         def run(tx: Tx, op: auth.Operator) -> list[dict[str, Any]]:
             hosts.get_row(tx, op.tenant_id, host_id)
             return hosts.events(tx, op.tenant_id, host_id=host_id)
         return c.as_operator(request, "viewer", run)
 
-    @app.get("/v1/qr-approvals/{host_id}", tags=["registration"])
+    @router.get("/v1/qr-approvals/{host_id}", tags=["registration"])
     def qr_request(host_id: str, request: Request, code: str = Query(...)) -> dict[str, Any]:
         return c.as_operator(request, "operator", lambda tx, op: registration.qr_request(tx, host_id, code))
 
-    @app.post("/v1/qr-approvals/{host_id}", tags=["registration"])
+    @router.post("/v1/qr-approvals/{host_id}", tags=["registration"])
     def qr_approve(host_id: str, body: schemas.QrApproveIn, request: Request) -> dict[str, Any]:
         return c.as_operator(request, "operator",
                              lambda tx, op: registration.qr_approve(tx, op, host_id, body.model_dump()))
 
-    @app.get("/v1/clusters", tags=["clusters"])
+    @router.get("/v1/clusters", tags=["clusters"])
     def cluster_list(request: Request) -> list[dict[str, Any]]:
         return c.as_operator(request, "viewer", lambda tx, op: clusters.list_all(tx, op.tenant_id, timing))
 
-    @app.post("/v1/clusters", status_code=201, tags=["clusters"])
+    @router.post("/v1/clusters", status_code=201, tags=["clusters"])
     def create_cluster(body: schemas.ClusterIn, request: Request) -> dict[str, Any]:
         return c.as_operator(request, "operator", lambda tx, op: clusters.create(
             tx, op, body.model_dump(mode="json", exclude_none=True), timing))
 
-    @app.get("/v1/clusters/{cluster_id}", tags=["clusters"])
+    @router.get("/v1/clusters/{cluster_id}", tags=["clusters"])
     def cluster(cluster_id: str, request: Request) -> dict[str, Any]:
         return c.as_operator(request, "viewer", lambda tx, op: clusters.get(tx, op.tenant_id, cluster_id, timing))
 
-    @app.patch("/v1/clusters/{cluster_id}", tags=["clusters"])
+    @router.patch("/v1/clusters/{cluster_id}", tags=["clusters"])
     def reconfigure(cluster_id: str, body: schemas.ClusterSettings, request: Request) -> dict[str, Any]:
         return c.as_operator(request, "operator", lambda tx, op: clusters.reconfigure(
             tx, op, cluster_id, body.model_dump(mode="json", exclude_none=True), timing))
 
-    @app.put("/v1/clusters/{cluster_id}/pools", tags=["clusters"])
+    @router.put("/v1/clusters/{cluster_id}/pools", tags=["clusters"])
     def scale(cluster_id: str, body: schemas.PoolsIn, request: Request) -> dict[str, Any]:
         return c.as_operator(request, "operator",
                              lambda tx, op: clusters.scale(tx, op, cluster_id, body.model_dump(), timing))
 
-    @app.post("/v1/clusters/{cluster_id}/upgrade", tags=["clusters"])
+    @router.post("/v1/clusters/{cluster_id}/upgrade", tags=["clusters"])
     def upgrade(cluster_id: str, body: schemas.UpgradeIn, request: Request) -> dict[str, Any]:
         return c.as_operator(request, "operator",
                              lambda tx, op: clusters.upgrade(tx, op, cluster_id, body.profile_id, timing))
 
-    @app.post("/v1/clusters/{cluster_id}/upgrade/cancel", tags=["clusters"])
+    @router.post("/v1/clusters/{cluster_id}/upgrade/cancel", tags=["clusters"])
     def cancel(cluster_id: str, request: Request) -> dict[str, Any]:
         return c.as_operator(request, "operator", lambda tx, op: clusters.cancel_upgrade(tx, op, cluster_id, timing))
 
-    @app.delete("/v1/clusters/{cluster_id}", tags=["clusters"], responses={202: {}, 204: {}})
+    @router.delete("/v1/clusters/{cluster_id}", tags=["clusters"], responses={202: {}, 204: {}})
     def delete_cluster(cluster_id: str, request: Request, force: bool = False) -> Response:
         result = c.as_operator(request, "operator",
                                lambda tx, op: clusters.delete(tx, op, cluster_id, force=force, timing=timing))
         return Response(status_code=204) if result is None else JSONResponse(result, status_code=202)
 
-    @app.get("/v1/clusters/{cluster_id}/events", tags=["clusters"])
+    @router.get("/v1/clusters/{cluster_id}/events", tags=["clusters"])
     def cluster_events(cluster_id: str, request: Request) -> list[dict[str, Any]]:
         def run(tx: Tx, op: auth.Operator) -> list[dict[str, Any]]:
             if not tx.one("SELECT 1 AS x FROM clusters WHERE id = ? AND tenant_id = ?", (cluster_id, op.tenant_id)) \
@@ -297,11 +303,11 @@ def _operator_routes(app: FastAPI, c: Console) -> None:  # noqa: C901 - a flat l
             return hosts.events(tx, op.tenant_id, cluster_id=cluster_id)
         return c.as_operator(request, "viewer", run)
 
-    @app.get("/v1/artifacts", tags=["artifacts"])
+    @router.get("/v1/artifacts", tags=["artifacts"])
     def artifact_list(request: Request) -> list[dict[str, Any]]:
         return c.as_operator(request, "viewer", lambda tx, op: artifacts.list_all(tx, op.tenant_id))
 
-    @app.post("/v1/artifacts", status_code=201, tags=["artifacts"])
+    @router.post("/v1/artifacts", status_code=201, tags=["artifacts"])
     async def upload(request: Request, name: str = Query(..., min_length=1, max_length=200)) -> dict[str, Any]:
         # Spool to disk first so no database transaction waits on the network.
         with tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024) as spool:
@@ -310,9 +316,12 @@ def _operator_routes(app: FastAPI, c: Console) -> None:  # noqa: C901 - a flat l
             return await run_in_threadpool(
                 c.as_operator, request, "operator", lambda tx, op: artifacts.store(tx, op, name, spool))
 
+    app.include_router(router)
+
 
 def _agent_routes(app: FastAPI, c: Console) -> None:
     timing = c.config.timing
+    router = APIRouter(dependencies=[Depends(_credential_present)])
 
     @app.post("/v1/agent/register", tags=["agent"], status_code=201, responses={202: {}})
     def register(body: schemas.RegisterIn, request: Request) -> JSONResponse:
@@ -327,7 +336,7 @@ def _agent_routes(app: FastAPI, c: Console) -> None:
         outcome = c._guarded(source, call)
         return JSONResponse(outcome.body, status_code=outcome.status_code)
 
-    @app.post("/v1/agent/hosts/{host_id}/heartbeat", tags=["agent"])
+    @router.post("/v1/agent/hosts/{host_id}/heartbeat", tags=["agent"])
     def heartbeat(host_id: str, body: schemas.HeartbeatIn, request: Request) -> dict[str, int]:
         source = c.source(request)
 
@@ -338,7 +347,7 @@ def _agent_routes(app: FastAPI, c: Console) -> None:
         generation = c._guarded(source, call)
         return {"spec_generation": generation, "heartbeat_interval": timing.heartbeat_interval_s}
 
-    @app.get("/v1/agent/hosts/{host_id}/spec", tags=["agent"], responses={204: {}})
+    @router.get("/v1/agent/hosts/{host_id}/spec", tags=["agent"], responses={204: {}})
     async def spec(host_id: str, request: Request, after: int = Query(0, ge=0),
                    wait: int = Query(0, ge=0, le=MAX_WAIT_S)) -> Response:
         def read(tx: Tx, host: auth.Host) -> tuple[int, dict[str, Any]]:
@@ -362,7 +371,7 @@ def _agent_routes(app: FastAPI, c: Console) -> None:
             finally:
                 c.waiters.remove(host_id, event)
 
-    @app.post("/v1/agent/hosts/{host_id}/status", tags=["agent"])
+    @router.post("/v1/agent/hosts/{host_id}/status", tags=["agent"])
     def status(host_id: str, body: schemas.StatusIn, request: Request) -> dict[str, int]:
         def run(tx: Tx, host: auth.Host) -> dict[str, int]:
             row = hosts.record_status(tx, host, body.model_dump(mode="json"))
@@ -371,12 +380,12 @@ def _agent_routes(app: FastAPI, c: Console) -> None:
             return {"spec_generation": hosts.spec_of(tx, host_id)[0]}
         return c.as_host(request, host_id, run)
 
-    @app.post("/v1/agent/hosts/{host_id}/events", tags=["agent"])
+    @router.post("/v1/agent/hosts/{host_id}/events", tags=["agent"])
     def events(host_id: str, body: schemas.EventsIn, request: Request) -> dict[str, int]:
         return c.as_host(request, host_id, lambda tx, host: {
             "accepted": hosts.record_events(tx, host, body.model_dump()["events"])})
 
-    @app.get("/v1/agent/artifacts/{digest}", tags=["agent"])
+    @router.get("/v1/agent/artifacts/{digest}", tags=["agent"])
     def download(digest: str, request: Request) -> StreamingResponse:
         artifacts.check_digest(digest, ("path", "digest"))
         source = c.source(request)
@@ -389,3 +398,5 @@ def _agent_routes(app: FastAPI, c: Console) -> None:
         size = c._guarded(source, call)
         return StreamingResponse(artifacts.chunks(c.db, digest), media_type="application/octet-stream",
                                  headers={"Content-Length": str(size), "X-Content-SHA256": digest.split(":", 1)[1]})
+
+    app.include_router(router)
