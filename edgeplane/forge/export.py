@@ -15,7 +15,7 @@ import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from edgeplane.forge.definition import Definition, build_definition
-from edgeplane.forge.errors import DefinitionError, NotBuiltYet
+from edgeplane.forge.errors import DefinitionError
 
 _INFRA_LAYERS = {"os", "kubernetes"}
 
@@ -32,8 +32,10 @@ def console_profile_to_yaml(document: Mapping[str, object]) -> bytes:
 
 def _fetch(client: httpx.Client, profile_id: str) -> dict:
     response = client.get(f"/v1/profiles/{profile_id}")
-    if response.status_code == 404 and response.json().get("detail") == "Not Found":
-        raise NotBuiltYet(f"{client.base_url}: the console serves no /v1/profiles API (console not built or too old)")
+    if response.status_code == 404 and not isinstance(response.json().get("detail"), list):
+        # the console's own 404s carry a list of {loc, msg}; a bare "Not Found" is another server
+        raise DefinitionError(f"--console {client.base_url}: no console API at this URL "
+                              f"(GET /v1/profiles/{profile_id} answered 404 Not Found)")
     if response.status_code in (401, 403):
         raise DefinitionError(f"--api-key: the console refused it ({response.status_code}): {response.json().get('detail')}")
     if response.status_code == 404:

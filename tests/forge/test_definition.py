@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from edgeplane.forge import (DefinitionError, NotBuiltYet, SignatureError, build_definition, export_definition,
+from edgeplane.forge import (DefinitionError, SignatureError, build_definition, export_definition,
                              import_definition, load_private_key, load_public_key, read_definition)
 from tests.support.ports import free_port
 
@@ -93,8 +93,8 @@ def test_import_writes_a_directory_and_nothing_on_refusal(definition: Path, tmp_
         import_definition(definition, root)
 
 
-class _NoProfilesApi(BaseHTTPRequestHandler):
-    """A loopback HTTP server answering like a FastAPI app without the route (404 "Not Found")."""
+class _NotAConsole(BaseHTTPRequestHandler):
+    """A loopback web server that is not the console: every path is 404 {"detail": "Not Found"}."""
 
     def do_GET(self) -> None:  # noqa: N802 (http.server naming)
         body = b'{"detail":"Not Found"}'
@@ -109,8 +109,8 @@ class _NoProfilesApi(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def no_profiles_console() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _NoProfilesApi)
+def not_a_console() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _NotAConsole)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -120,9 +120,9 @@ def no_profiles_console() -> Iterator[str]:
         server.server_close()
 
 
-def test_export_errors_are_clear(tmp_path: Path, no_profiles_console: str) -> None:
-    with pytest.raises(NotBuiltYet, match="serves no /v1/profiles API"):
-        export_definition(no_profiles_console, "epak_x", ["p_1"], "shop", tmp_path / "d.tgz")
+def test_export_errors_are_clear(tmp_path: Path, not_a_console: str) -> None:
+    with pytest.raises(DefinitionError, match="no console API at this URL"):
+        export_definition(not_a_console, "epak_x", ["p_1"], "shop", tmp_path / "d.tgz")
     with pytest.raises(DefinitionError, match="cannot reach the console"):
         export_definition(f"http://127.0.0.1:{free_port()}", "epak_x", ["p_1"], "shop", tmp_path / "d.tgz", timeout=2)
     assert not (tmp_path / "d.tgz").exists()
