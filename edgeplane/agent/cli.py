@@ -3,6 +3,7 @@ the package's modules, imported inside each command)."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Optional
 
@@ -34,6 +35,7 @@ def main(
     from edgeplane.common.logs import configure
 
     configure(log_level)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request drowns the agent's own
     try:
         Agent(HostRoot(root), user_data, site_user_data, content_bundle, say=typer.echo).run()
     except UserDataError as exc:

@@ -33,3 +33,23 @@ def write_lab_host(root: Path, *, cpu_model: str = INTEL_I5, cores: int = 4, mem
     host.write_text("/sys/class/dmi/id/product_uuid", (product_uuid or str(uuid.uuid4())) + "\n")
     if board_model:
         host.write_text("/proc/device-tree/model", board_model + "\x00")
+
+
+# A lab installer stands in for a distribution's installer (which downloads and installs K3s, RKE2,
+# kubeadm or the k8s snap and cannot run unprivileged on a shared machine): it records its
+# arguments, and sleeps while a "slow-install" marker exists so a test can kill the agent mid-step.
+LAB_INSTALLER = """#!/bin/sh
+# edgeplane lab installer: records its arguments instead of installing a distribution
+root="${EDGEPLANE_ROOT:-/}"
+echo "$(basename "$0") $*" >> "$root/var/log/installer-calls.log"
+while [ -e "$root/etc/edgeplane/slow-install" ]; do sleep 0.2; done
+exit 0
+"""
+INSTALLER_NAMES = ("k3s-install.sh", "rke2-install.sh", "kubeadm-install.sh", "canonical-install.sh")
+
+
+def write_lab_installers(root: Path) -> None:
+    host = HostRoot(root)
+    for name in INSTALLER_NAMES:
+        host.write_text(f"/opt/edgeplane/installers/{name}", LAB_INSTALLER, 0o755)
+    host.path("/var/log").mkdir(parents=True, exist_ok=True)
