@@ -30,7 +30,7 @@ def _fail_cleanly(func: Callable[..., Any]) -> Callable[..., Any]:
 
         try:
             return func(*args, **kwargs)
-        except (ForgeError, ValueError) as exc:
+        except (ForgeError, ValueError, OSError) as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
 

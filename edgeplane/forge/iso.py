@@ -117,6 +117,11 @@ def _boot_tree(tree: Path) -> tuple[dict[str, Path], list[str]]:
 # -------------------------------------------------------------------------------------- build
 
 
+def _escape(path: str) -> str:
+    """xorriso pathspecs split at '='; escape it (and the escape character) in names."""
+    return path.replace("\\", "\\\\").replace("=", "\\=")
+
+
 def _xorriso_date(epoch: int) -> str:
     return time.strftime("%Y%m%d%H%M%S00", time.gmtime(epoch))
 
@@ -132,7 +137,7 @@ def _run_xorriso(out: Path, label: str, grafts: dict[str, Path], boot_options: S
             "-p", "edgeplane forge", "-publisher", "edgeplane", "-A", "edgeplane forge",
             f"--modification-date={_xorriso_date(epoch)}", "--set_all_file_dates", _xorriso_date(epoch),
             *boot_options, "-graft-points"]
-    argv += [f"/{iso_path}={source}" for iso_path, source in sorted(grafts.items())]
+    argv += [f"/{_escape(iso_path)}={_escape(str(source))}" for iso_path, source in sorted(grafts.items())]
     env = dict(os.environ, SOURCE_DATE_EPOCH=str(epoch), LC_ALL="C")
     total = sum(p.stat().st_size for p in grafts.values())
     done = 0
@@ -176,13 +181,13 @@ def build_installer_iso(out: Path, user_data: Path, *, content: Sequence[Path] =
     """Build the installer ISO (layout in the module docstring) and its ``.sha256`` file."""
     out = Path(out)
     label = _check_label(label)
-    text = read_user_data(user_data)
-    validate_installer_user_data(text, str(user_data))
+    raw = read_user_data(user_data)
+    validate_installer_user_data(raw.decode("utf-8"), str(user_data))
     boot_files, boot_options = _boot_tree(Path(boot_tree)) if boot_tree else ({}, [])
     with tempfile.TemporaryDirectory(prefix="forge-iso-") as staging_dir:
         staging = Path(staging_dir)
         config = staging / CONFIG_PATH
-        config.write_text(text, encoding="utf-8")
+        config.write_bytes(raw)
         grafts: dict[str, Path] = {CONFIG_PATH: config}
         roles = {CONFIG_PATH: "user-data"}
         agent_file = _require_file(agent, "--agent") if agent else build_agent_zipapp(staging / agent_zipapp_name())
@@ -213,11 +218,11 @@ def build_installer_iso(out: Path, user_data: Path, *, content: Sequence[Path] =
 def build_site_iso(out: Path, user_data: Path, progress: Progress | None = None) -> IsoResult:
     """The site user-data ISO: volume ``cidata`` with ``user-data`` and an empty ``meta-data``."""
     out = Path(out)
-    text = read_user_data(user_data)
-    validate_site_user_data(text, str(user_data))
+    raw = read_user_data(user_data)
+    validate_site_user_data(raw.decode("utf-8"), str(user_data))
     with tempfile.TemporaryDirectory(prefix="forge-site-") as staging_dir:
         staging = Path(staging_dir)
-        (staging / "user-data").write_text(text, encoding="utf-8")
+        (staging / "user-data").write_bytes(raw)
         (staging / "meta-data").write_bytes(b"")
         grafts = {"user-data": staging / "user-data", "meta-data": staging / "meta-data"}
         _run_xorriso(out, SITE_LABEL, grafts, [], progress)

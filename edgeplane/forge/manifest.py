@@ -11,6 +11,7 @@ import posixpath
 import re
 from dataclasses import asdict, dataclass, field
 
+from edgeplane.forge.artifacts import KINDS
 from edgeplane.forge.errors import BundleError
 from edgeplane.forge.profiles import ProfileInfo, check_profile_set, parse_profile
 
@@ -111,9 +112,14 @@ def parse_manifest(raw: bytes) -> Manifest:
             if size < 0:
                 raise BundleError(f"manifest: {fwhere}size: negative")
             files.append(FileEntry(safe_member_path(_require(entry, "path", str, fwhere)), size, sha))
+        kind, path = _require(item, "kind", str, where), _require(item, "path", str, where)
+        if kind not in KINDS:
+            raise BundleError(f"manifest: {where}kind: {kind!r} is not one of {', '.join(KINDS)}")
+        stray = [f.path for f in files if not f.path.startswith(f"{path}/")]
+        if stray:
+            raise BundleError(f"manifest: {where}files: {stray[0]!r} is outside the artifact's path {path!r}")
         version = item.get("version")
-        artifacts.append(ArtifactEntry(_require(item, "kind", str, where), _require(item, "name", str, where),
-                                       _require(item, "path", str, where),
+        artifacts.append(ArtifactEntry(kind, _require(item, "name", str, where), path,
                                        version if isinstance(version, str) else None, tuple(files),
                                        item.get("profile") if isinstance(item.get("profile"), dict) else None))
     manifest = Manifest(_require(data, "name", str, ""), data["type"], _require(data, "created", int, ""),

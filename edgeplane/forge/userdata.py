@@ -17,13 +17,16 @@ from edgeplane.forge.errors import UserDataError
 HEADER = "#cloud-config"
 
 
-def read_user_data(path: Path) -> str:
+def read_user_data(path: Path) -> bytes:
+    """The file's exact bytes (they go on the ISO unchanged), checked to be UTF-8 text."""
     try:
-        return Path(path).read_text(encoding="utf-8")
+        raw = Path(path).read_bytes()
+        raw.decode("utf-8")
     except FileNotFoundError:
         raise UserDataError(f"{path}: no such file", "(file)") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise UserDataError(f"{path}: cannot read as UTF-8 text: {exc}", "(file)") from None
+    return raw
 
 
 def _edgeplane_node(text: str, source: str) -> yaml.Node | None:

@@ -191,3 +191,19 @@ def test_isohybrid_mbr_makes_a_usb_bootable_image(tmp_path: Path, user_data, boo
     build_installer_iso(out, user_data, boot_tree=boot_tree)
     head = out.read_bytes()[:512]
     assert head[:432] == mbr and head[510:512] == b"\x55\xaa"  # MBR signature written by xorriso
+
+
+def test_odd_names_and_exact_user_data_bytes(tmp_path: Path, bundle) -> None:
+    """'=' in a file name must not split xorriso's pathspec; CRLF user-data stays byte for byte."""
+    odd = tmp_path / "store=v2.tar.zst"
+    odd.write_bytes(bundle.read_bytes())
+    user_data = tmp_path / "ud.yaml"
+    user_data.write_bytes(b"#cloud-config\r\nedgeplane:\r\n  site:\r\n    name: edge-crlf\r\n")
+    out = tmp_path / "odd.iso"
+    build_installer_iso(out, user_data, content=[odd])
+    iso = pycdlib_open(out)
+    try:
+        assert pycdlib_read(iso, rr_path="/edgeplane/content/store=v2.tar.zst") == bundle.read_bytes()
+        assert pycdlib_read(iso, rr_path="/config.yaml") == user_data.read_bytes()
+    finally:
+        iso.close()
