@@ -30,6 +30,7 @@ from pathlib import Path
 
 from edgeplane.forge.agentapp import agent_zipapp_name, build_agent_zipapp
 from edgeplane.forge.bundle import read_manifest
+from edgeplane.forge.definition import read_definition
 from edgeplane.forge.digest import Progress, sha256_file
 from edgeplane.forge.errors import IsoError
 from edgeplane.forge.reproducible import source_date_epoch
@@ -175,6 +176,32 @@ def _index(grafts: dict[str, Path], roles: dict[str, str], label: str) -> bytes:
     return (json.dumps(data, sort_keys=True, indent=1) + "\n").encode()
 
 
+def _stage(staging: Path, user_data: bytes, content: Sequence[Path], definition: Path | None,
+           agent: Path | None, label: str) -> dict[str, Path]:
+    """ISO path -> source file for everything forge carries, checked, with the forge.json index."""
+    config = staging / CONFIG_PATH
+    config.write_bytes(user_data)
+    grafts: dict[str, Path] = {CONFIG_PATH: config}
+    roles = {CONFIG_PATH: "user-data"}
+    agent_file = _require_file(agent, "--agent") if agent else build_agent_zipapp(staging / agent_zipapp_name())
+    if agent_file.suffix not in (".pyz", ".whl"):
+        raise IsoError(f"--agent: {agent_file}: must be a zipapp (.pyz) or a wheel (.whl)")
+    grafts[f"{AGENT_DIR}/{agent_file.name}"], roles[f"{AGENT_DIR}/{agent_file.name}"] = agent_file, "agent"
+    for bundle in map(Path, content):
+        read_manifest(_require_file(bundle, "--content"))  # only forge bundles go on the image
+        iso_path = f"{CONTENT_DIR}/{bundle.name}"
+        if iso_path in grafts:
+            raise IsoError(f"--content: two bundles are named {bundle.name!r}")
+        grafts[iso_path], roles[iso_path] = bundle, "content"
+    if definition is not None:
+        read_definition(_require_file(definition, "--definition"))
+        grafts[DEFINITION_PATH], roles[DEFINITION_PATH] = Path(definition), "definition"
+    index = staging / "forge.json"
+    index.write_bytes(_index(grafts, roles, label))
+    grafts[INDEX_PATH] = index
+    return grafts
+
+
 def build_installer_iso(out: Path, user_data: Path, *, content: Sequence[Path] = (), definition: Path | None = None,
                         boot_tree: Path | None = None, label: str = DEFAULT_LABEL, agent: Path | None = None,
                         progress: Progress | None = None) -> IsoResult:
@@ -185,31 +212,7 @@ def build_installer_iso(out: Path, user_data: Path, *, content: Sequence[Path] =
     validate_installer_user_data(raw.decode("utf-8"), str(user_data))
     boot_files, boot_options = _boot_tree(Path(boot_tree)) if boot_tree else ({}, [])
     with tempfile.TemporaryDirectory(prefix="forge-iso-") as staging_dir:
-        staging = Path(staging_dir)
-        config = staging / CONFIG_PATH
-        config.write_bytes(raw)
-        grafts: dict[str, Path] = {CONFIG_PATH: config}
-        roles = {CONFIG_PATH: "user-data"}
-        agent_file = _require_file(agent, "--agent") if agent else build_agent_zipapp(staging / agent_zipapp_name())
-        if agent_file.suffix not in (".pyz", ".whl"):
-            raise IsoError(f"--agent: {agent_file}: must be a zipapp (.pyz) or a wheel (.whl)")
-        grafts[f"{AGENT_DIR}/{agent_file.name}"] = agent_file
-        roles[f"{AGENT_DIR}/{agent_file.name}"] = "agent"
-        for bundle in content:
-            _require_file(bundle, "--content")
-            read_manifest(bundle)  # refuse anything that is not a forge bundle before building
-            iso_path = f"{CONTENT_DIR}/{Path(bundle).name}"
-            if iso_path in grafts:
-                raise IsoError(f"--content: two bundles are named {Path(bundle).name!r}")
-            grafts[iso_path], roles[iso_path] = Path(bundle), "content"
-        if definition is not None:
-            from edgeplane.forge.definition import read_definition
-
-            read_definition(_require_file(definition, "--definition"))
-            grafts[DEFINITION_PATH], roles[DEFINITION_PATH] = Path(definition), "definition"
-        index = staging / "forge.json"
-        index.write_bytes(_index(grafts, roles, label))
-        grafts[INDEX_PATH] = index
+        grafts = _stage(Path(staging_dir), raw, content, definition, agent, label)
         grafts.update(boot_files)
         _run_xorriso(out, label, grafts, boot_options, progress)
     return _finish(out, grafts, bool(boot_options))
