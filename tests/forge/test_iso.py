@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -99,7 +100,7 @@ def test_the_carried_agent_zipapp_runs(tmp_path: Path, user_data) -> None:
     build_installer_iso(out, user_data)
     agent = osirrox_extract(out, "/edgeplane/agent/edgeplane-0.1.0.pyz", tmp_path / "agent.pyz")
     assert agent.startswith(b"#!/usr/bin/env python3\n")
-    run = subprocess.run([str(Path(os.sys.executable)), str(tmp_path / "agent.pyz"), "version"],
+    run = subprocess.run([sys.executable, str(tmp_path / "agent.pyz"), "version"],
                          capture_output=True, text=True, check=True, cwd=tmp_path)
     assert run.stdout.strip() == "0.1.0"
 
