@@ -197,3 +197,25 @@ def test_nothing_is_installed_from_a_refused_bundle(signed_bundle: Path, tmp_pat
         extract_bundle(bundle, install_root / "store", key)
     assert list(install_root.iterdir()) == []
     assert not (tmp_path / "escaped.txt").exists()
+
+
+def test_build_verify_and_extract_stream_in_constant_memory(tmp_path: Path) -> None:
+    """A 48 MiB artifact goes through with Python allocations far below its size (1 MiB pieces)."""
+    import os
+    import tracemalloc
+
+    big = tmp_path / "layer.bin"
+    with open(big, "wb") as handle:
+        for _ in range(48):
+            handle.write(os.urandom(1 << 20))
+    bundle = tmp_path / "big.tar.zst"
+    tracemalloc.start()
+    try:
+        build_bundle(bundle, [make_artifact("file", big)], name="big")
+        verify_bundle(bundle)
+        extract_bundle(bundle, tmp_path / "out")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 12 << 20, f"peak Python allocations {peak >> 20} MiB for a 48 MiB bundle"
+    assert (tmp_path / "out" / "artifacts" / "file" / "layer.bin" / "layer.bin").stat().st_size == 48 << 20
