@@ -158,7 +158,9 @@ class NodeAgent:
             receiving=bool(local and local["receiving"]),
             last_change_ts=self._last.timestamp, last_revision=self._last.revision,
             witness_ok=witness_ok(self.config.witness, self.config.probe.timeout) if failing_soon else True,
-            paused=self.paused(), peer=peer, peer_pg_role=probe.pg_role,
+            paused=self.paused(), peer=peer,
+            peer_pg_role="primary" if probe.pg_role == "fenced" else probe.pg_role,
+            peer_pg_fenced=probe.pg_role == "fenced",
         )
 
     def _observe_local(self) -> dict | None:
@@ -246,6 +248,7 @@ class NodeAgent:
         store.record_epoch(self.local_dsn(), self.config.name, 0)
 
     def _promote(self, floor: int) -> None:
+        started = time.monotonic()
         self.pg.promote()
         self.pg.write_dynamic(Dynamic())
         self.pg.reload()
@@ -255,8 +258,10 @@ class NodeAgent:
             log.info("store schema not created yet: nothing to advance")
         self._epoch = store.record_epoch(self.local_dsn(), self.config.name, floor)
         # Re-point the datastore now: its connection to the old leader may hang forever.
-        self.datastore.restart()
-        self._event("promoted", f"leader of epoch {self._epoch}; revisions continue above {minimum}")
+        # It is useless until restarted, so no graceful stop.
+        self.datastore.restart(graceful=False)
+        self._event("promoted", f"leader of epoch {self._epoch} after {time.monotonic() - started:.2f}s;"
+                                f" revisions continue above {minimum}")
 
     def _resync(self, export: bool) -> None:
         if export:

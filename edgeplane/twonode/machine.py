@@ -84,6 +84,7 @@ class Observation:
     paused: bool
     peer: PeerStatus | None  # fresh status from the peer's agent, None when it is silent
     peer_pg_role: str | None  # our own check of the peer's PostgreSQL
+    peer_pg_fenced: bool = False  # that check found a read-only (fenced) primary
 
 
 @dataclass(frozen=True)
@@ -265,8 +266,10 @@ def _two_leaders(settings: Settings, memory: Memory, obs: Observation, actions: 
     peer = obs.peer
     mine = rank(obs.last_change_ts, settings.priority, settings.name)
     theirs = rank(peer.last_change_ts, peer.priority, peer.name) if peer else None
+    # Its fence as we see it directly beats its last report, which may predate the fence.
+    peer_fenced = peer is not None and (peer.fenced or obs.peer_pg_fenced)
     if not obs.fenced:
-        if peer is not None and peer.fenced and theirs < mine:
+        if peer_fenced and theirs < mine:
             # The peer froze and is older: it will resync from us; keep serving.
             return Decision(replace(memory, state=State.LEADER_ALONE), actions)
         return Decision(replace(memory, state=State.RECONCILING),
@@ -277,7 +280,7 @@ def _two_leaders(settings: Settings, memory: Memory, obs: Observation, actions: 
         return Decision(replace(memory, state=State.RESYNCING),
                         actions + [Event("lost", "the peer has the newer change: dropping local data"),
                                    Resync(export_split_writes=True)])
-    if peer.fenced:
+    if peer.fenced:  # its report says fenced, so the key it reported is final
         return Decision(replace(memory, state=State.LEADER_ALONE),
                         actions + [Fence(on=False), Event("won", "our change is newer: staying leader")])
     return Decision(replace(memory, state=State.RECONCILING), actions)

@@ -269,8 +269,9 @@ class LocalPostgres:
         return psycopg.connect(self.dsn(dbname), connect_timeout=max(1, int(timeout)), autocommit=True)
 
     def role(self, timeout: float = 2) -> str | None:
-        """'primary', 'standby', or None when the server does not answer."""
-        return probe_role(self.host, self.port, timeout)
+        """'primary', 'standby', or None when the server does not answer (fenced counts as primary)."""
+        role = probe_role(self.host, self.port, timeout)
+        return "primary" if role == "fenced" else role
 
     def ensure_database(self) -> None:
         with self.connect("postgres") as conn:
@@ -342,14 +343,17 @@ def standby_conninfo(peer_host: str, peer_port: int, node_name: str) -> str:
 
 
 def probe_role(host: str, port: int, timeout: float) -> str | None:
-    """Connect to a PostgreSQL server and ask whether it is in recovery; None when unreachable."""
+    """'primary', 'fenced' (a read-only primary), 'standby', or None when unreachable."""
     try:
         with psycopg.connect(host=host, port=port, user=SERVER_USER, dbname="postgres",
                              connect_timeout=max(1, round(timeout)), autocommit=True) as conn:
-            in_recovery = conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]
+            in_recovery, read_only = conn.execute(
+                "SELECT pg_is_in_recovery(), current_setting('default_transaction_read_only') = 'on'").fetchone()
     except psycopg.Error:
         return None
-    return "standby" if in_recovery else "primary"
+    if in_recovery:
+        return "standby"
+    return "fenced" if read_only else "primary"
 
 
 def ensure_slot(host: str, port: int, slot: str) -> None:

@@ -80,6 +80,7 @@ class PeerLink:
             return None
 
     def pg_role(self) -> str | None:
+        """'primary', 'fenced', 'standby' or None (see postgres.probe_role)."""
         return probe_role(self.pg_host, self.pg_port, self.timeout)
 
     def probe(self, own_status: dict) -> ProbeResult:

@@ -18,8 +18,10 @@ log = logging.getLogger(__name__)
 
 def datastore_dsn(local: tuple[str, int], peer: tuple[str, int], database: str, node: str) -> str:
     """libpq multi-host DSN: local first, then the peer; always the one that accepts writes."""
-    hosts = ",".join(f"{h}:{p}" for h, p in (local, peer))
-    return (f"postgresql://postgres@{hosts}/{database}?target_session_attrs=read-write"
+    # Hosts and ports as query parameters: a multi-host netloc confuses URL parsers.
+    hosts = ",".join(h for h, _ in (local, peer))
+    ports = ",".join(str(p) for _, p in (local, peer))
+    return (f"postgresql://postgres@/{database}?host={hosts}&port={ports}&target_session_attrs=read-write"
             f"&connect_timeout=2&application_name=edgeplane-datastore-{node}")
 
 
@@ -54,11 +56,11 @@ class ManagedProcess:
         log.info("started %s (pid %d)", self.marker, child.pid)
         return child.pid
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self, timeout: float = 5.0, graceful: bool = True) -> None:
         pid = self.pid()
         if pid is None:
             return
-        for sig in (signal.SIGTERM, signal.SIGKILL):
+        for sig in (signal.SIGTERM, signal.SIGKILL) if graceful else (signal.SIGKILL,):
             try:
                 os.kill(pid, sig)
             except ProcessLookupError:
@@ -71,8 +73,8 @@ class ManagedProcess:
                 break
         _reap(pid)
 
-    def restart(self) -> int:
-        self.stop()
+    def restart(self, graceful: bool = True) -> int:
+        self.stop(graceful=graceful)
         return self.start()
 
 

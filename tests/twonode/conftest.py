@@ -25,3 +25,21 @@ def node_dir() -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def pair(node_dir: Path):
+    """A running pair (a leads) with a watcher; the history checker runs unless the test failed."""
+    from tests.twonode.checker import Watcher
+    from tests.twonode.harness import Pair
+
+    pair = Pair(node_dir)
+    try:
+        pair.start()
+        pair.watcher = Watcher(pair)
+        yield pair
+    finally:
+        watcher = getattr(pair, "watcher", None)
+        if watcher is not None and watcher.process.poll() is None:
+            watcher.process.kill()
+        pair.close()

@@ -256,3 +256,8 @@ def test_two_leaders_always_converge_on_the_newer_side(ts_a, ts_b, fenced_a, fen
     final = decide(winner["settings"], winner["memory"],
                    obs(**{**TWO, "peer_pg_role": "standby"}, fenced=winner["fenced"], peer=None))
     assert not winner["fenced"] or Fence(on=False) in final.actions
+
+
+def test_a_peer_seen_fenced_directly_counts_before_its_report_catches_up():
+    d = decide(S, Memory(), obs(**TWO, last_change_ts=7.0, peer=peer(last_change_ts=6.0), peer_pg_fenced=True))
+    assert kinds(d) == [] and d.memory.state is State.LEADER_ALONE

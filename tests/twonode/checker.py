@@ -1,0 +1,96 @@
+"""The history checker every integration test ends with.
+
+Invariants (docs/twonode.md "What the tests check"):
+1. The final change log's revisions strictly increase.
+2. A revision is never bound to two different writes: every acknowledged write either is in the
+   final log under the revision the client was told, or was exported by a split loser.
+3. No acknowledged write is lost: each one is in the final store or in a loser's export file,
+   and an exported write is not in the final store (the loser's split writes go as a whole).
+4. A watcher across the whole test saw no duplicate and no gap: its events are exactly the final
+   log's events from its start (split-loser events excepted), or it stopped with an error.
+5. At most one writable leader in every status sample outside partitions/pauses (+ settle time).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+
+from edgeplane.datastore import changes_since
+from tests.twonode.harness import NODES, Pair
+
+
+class Watcher:
+    """`etcdctl watch --prefix /` against both endpoints for the whole test (clientv3 fails over)."""
+
+    def __init__(self, pair: Pair) -> None:
+        endpoints = ",".join(pair.endpoint(n) for n in NODES)
+        self.out = open(pair.dir / "watch.jsonl", "w+")
+        self.process = subprocess.Popen(
+            ["etcdctl", "--endpoints", endpoints, "watch", "--prefix", "/", "-w", "json"],
+            stdout=self.out, stderr=subprocess.DEVNULL, env={**os.environ, "ETCDCTL_API": "3"},
+            start_new_session=True)
+
+    def stop(self) -> tuple[list[tuple[int, str, str]], bool]:
+        """(events as (revision, key, value), whether the watch was still running)."""
+        alive = self.process.poll() is None
+        if alive:
+            self.process.terminate()
+        self.process.wait(10)
+        self.out.seek(0)
+        events = []
+        for line in self.out:
+            line = line.strip()
+            if not line.startswith("{"):
+                continue
+            for event in json.loads(line).get("Events") or []:
+                kv = event["kv"]
+                events.append((int(kv["mod_revision"]), base64.b64decode(kv["key"]).decode(),
+                               base64.b64decode(kv.get("value", "")).decode()))
+        self.out.close()
+        return events, alive
+
+
+def check(pair: Pair, watcher: Watcher | None = None) -> dict:
+    leader = pair.wait(pair.leader, 60, "a single leader")
+    pair.wait_pair(60)
+    final_store = pair.wait_identical(60)
+    dsn = f"postgresql://postgres@127.0.0.1:{pair.pg_ports[leader]}/edgeplane"
+    log = [(c.revision, c.key.decode(), c.value.decode()) for c in changes_since(dsn, 0) if not c.deleted]
+    revisions = [r for r, _, _ in log]
+    assert revisions == sorted(set(revisions)), "final log revisions must strictly increase"
+    by_revision = {r: (k, v) for r, k, v in log}
+
+    exported = {(w["key"], w["value"], w["revision"]) for n in NODES for e in pair.exports(n) for w in e["writes"]}
+    lost, reused = [], []
+    for ack in pair.history.acks:
+        if (ack.key, ack.value, ack.revision) in exported:
+            assert final_store.get(ack.key) != (ack.value, ack.revision), \
+                f"exported split write {ack} must not survive in the final store"
+            continue
+        if by_revision.get(ack.revision, (ack.key, ack.value)) != (ack.key, ack.value):
+            reused.append((ack, by_revision[ack.revision]))
+        if ack.key not in final_store:
+            lost.append(ack)
+    assert not reused, f"revisions reused for different data: {reused}"
+    assert not lost, f"acknowledged writes lost: {lost}"
+
+    if watcher is not None:
+        events, alive = watcher.stop()
+        seen = [r for r, _, _ in events]
+        assert seen == sorted(set(seen)), f"watcher saw duplicates or went backwards: {seen}"
+        loser_revisions = {r for _, _, r in exported}
+        kept = [e for e in events if e[0] not in loser_revisions]
+        if kept:
+            expected = [e for e in log if e[0] >= kept[0][0]]
+            if not alive:  # it stopped with an error: everything up to there must be complete
+                expected = [e for e in expected if e[0] <= kept[-1][0]]
+            assert kept == expected, f"watch gap: missing {sorted(set(expected) - set(kept))[:10]}"
+
+    for at, leaders in pair.history.leader_samples:
+        if any(start <= at <= end for start, end in pair.history.unsafe_windows):
+            continue
+        assert len(leaders) <= 1, f"two writable leaders outside a partition at {at}: {leaders}"
+    return final_store
