@@ -165,7 +165,8 @@ def iso(user_data: Path = typer.Option(..., "--user-data", help="#cloud-config u
         definition: Optional[Path] = typer.Option(None, "--definition", help="Cluster definition .tgz to carry"),
         boot_tree: Optional[Path] = typer.Option(None, "--boot-tree", help="Kernel, initrd, isolinux/ and/or boot/grub/ tree"),
         label: str = typer.Option("EDGEPLANE", "--label", help="Volume label"),
-        agent: Optional[Path] = typer.Option(None, "--agent", help="Agent wheel or zipapp (default: zipapp of this edgeplane)")) -> None:
+        agent: Optional[Path] = typer.Option(None, "--agent", help="Agent wheel or zipapp (default: zipapp of this edgeplane)"),
+        trusted_key: Paths = typer.Option(None, "--trusted-key", help="ed25519 public key the site will require signatures from (repeatable)")) -> None:
     """Build a reproducible installer ISO (ISO 9660 + Rock Ridge + Joliet, El Torito with --boot-tree)."""
     from edgeplane.forge.iso import build_installer_iso
     from edgeplane.forge.progress import byte_progress
@@ -173,7 +174,8 @@ def iso(user_data: Path = typer.Option(..., "--user-data", help="#cloud-config u
     total = sum(p.stat().st_size for p in content or [] if p.exists())
     with byte_progress(f"writing {out.name}", total or None) as advance:
         result = build_installer_iso(out, user_data, content=content or [], definition=definition,
-                                     boot_tree=boot_tree, label=label, agent=agent, progress=advance)
+                                     boot_tree=boot_tree, label=label, agent=agent, trusted_keys=trusted_key or [],
+                                     progress=advance)
     typer.echo(f"{result.path}: {result.size} bytes, sha256 {result.sha256}{', bootable' if result.bootable else ''}")
 
 

@@ -11,6 +11,7 @@ Installer ISO layout (fixed paths, read by the agent):
     /edgeplane/agent/edgeplane-<v>.pyz    the agent (or the --agent wheel/zipapp given)
     /edgeplane/content/<bundle>.tar.zst   content bundles
     /edgeplane/clusterconfig/definition.tgz   the cluster definition
+    /edgeplane/keys/<file>                public keys the site will require signatures from
     /edgeplane/forge.json                 index: every file above with size and sha256
     /<boot tree>                          kernel, initrd, isolinux/ and boot/grub/ when given
 """
@@ -34,12 +35,14 @@ from edgeplane.forge.definition import read_definition
 from edgeplane.forge.digest import Progress, sha256_file
 from edgeplane.forge.errors import IsoError
 from edgeplane.forge.reproducible import source_date_epoch
+from edgeplane.forge.signing import load_public_key
 from edgeplane.forge.userdata import read_user_data, validate_installer_user_data, validate_site_user_data
 
 CONFIG_PATH = "config.yaml"
 AGENT_DIR = "edgeplane/agent"
 CONTENT_DIR = "edgeplane/content"
 DEFINITION_PATH = "edgeplane/clusterconfig/definition.tgz"
+KEYS_DIR = "edgeplane/keys"
 INDEX_PATH = "edgeplane/forge.json"
 INDEX_FORMAT = "edgeplane-iso/1"
 BIOS_IMAGE = "isolinux/isolinux.bin"
@@ -177,7 +180,7 @@ def _index(grafts: dict[str, Path], roles: dict[str, str], label: str) -> bytes:
 
 
 def _stage(staging: Path, user_data: bytes, content: Sequence[Path], definition: Path | None,
-           agent: Path | None, label: str) -> dict[str, Path]:
+           agent: Path | None, trusted_keys: Sequence[Path], label: str) -> dict[str, Path]:
     """ISO path -> source file for everything forge carries, checked, with the forge.json index."""
     config = staging / CONFIG_PATH
     config.write_bytes(user_data)
@@ -196,6 +199,12 @@ def _stage(staging: Path, user_data: bytes, content: Sequence[Path], definition:
     if definition is not None:
         read_definition(_require_file(definition, "--definition"))
         grafts[DEFINITION_PATH], roles[DEFINITION_PATH] = Path(definition), "definition"
+    for key in map(Path, trusted_keys):
+        load_public_key(_require_file(key, "--trusted-key"))  # refuse anything but an ed25519 public key
+        iso_path = f"{KEYS_DIR}/{key.name}"
+        if iso_path in grafts:
+            raise IsoError(f"--trusted-key: two keys are named {key.name!r}")
+        grafts[iso_path], roles[iso_path] = key, "trusted-key"
     index = staging / "forge.json"
     index.write_bytes(_index(grafts, roles, label))
     grafts[INDEX_PATH] = index
@@ -204,7 +213,7 @@ def _stage(staging: Path, user_data: bytes, content: Sequence[Path], definition:
 
 def build_installer_iso(out: Path, user_data: Path, *, content: Sequence[Path] = (), definition: Path | None = None,
                         boot_tree: Path | None = None, label: str = DEFAULT_LABEL, agent: Path | None = None,
-                        progress: Progress | None = None) -> IsoResult:
+                        trusted_keys: Sequence[Path] = (), progress: Progress | None = None) -> IsoResult:
     """Build the installer ISO (layout in the module docstring) and its ``.sha256`` file."""
     out = Path(out)
     label = _check_label(label)
@@ -212,7 +221,7 @@ def build_installer_iso(out: Path, user_data: Path, *, content: Sequence[Path] =
     validate_installer_user_data(raw.decode("utf-8"), str(user_data))
     boot_files, boot_options = _boot_tree(Path(boot_tree)) if boot_tree else ({}, [])
     with tempfile.TemporaryDirectory(prefix="forge-iso-") as staging_dir:
-        grafts = _stage(Path(staging_dir), raw, content, definition, agent, label)
+        grafts = _stage(Path(staging_dir), raw, content, definition, agent, trusted_keys, label)
         grafts.update(boot_files)
         _run_xorriso(out, label, grafts, boot_options, progress)
     return _finish(out, grafts, bool(boot_options))

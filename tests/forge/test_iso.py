@@ -60,12 +60,13 @@ def boot_tree(tmp_path: Path) -> Path:
     return tree
 
 
-def test_installer_iso_carries_everything_at_fixed_paths(tmp_path: Path, user_data, bundle, definition) -> None:
+def test_installer_iso_carries_everything_at_fixed_paths(tmp_path: Path, user_data, bundle, definition, keys) -> None:
     out = tmp_path / "installer.iso"
-    result = build_installer_iso(out, user_data, content=[bundle], definition=definition, label="EDGE_STORE")
+    result = build_installer_iso(out, user_data, content=[bundle], definition=definition, label="EDGE_STORE",
+                                 trusted_keys=[keys.public])
     assert not result.bootable
     expected = {"/config.yaml", "/edgeplane/agent/edgeplane-0.1.0.pyz", "/edgeplane/content/store-content.tar.zst",
-                "/edgeplane/clusterconfig/definition.tgz", "/edgeplane/forge.json"}
+                "/edgeplane/clusterconfig/definition.tgz", "/edgeplane/forge.json", "/edgeplane/keys/signer.pub.pem"}
 
     iso = pycdlib_open(out)
     try:
@@ -83,7 +84,8 @@ def test_installer_iso_carries_everything_at_fixed_paths(tmp_path: Path, user_da
         iso.close()
     assert {entry["path"]: entry["role"] for entry in index["files"]} == {
         "config.yaml": "user-data", "edgeplane/agent/edgeplane-0.1.0.pyz": "agent",
-        "edgeplane/content/store-content.tar.zst": "content", "edgeplane/clusterconfig/definition.tgz": "definition"}
+        "edgeplane/content/store-content.tar.zst": "content", "edgeplane/clusterconfig/definition.tgz": "definition",
+        "edgeplane/keys/signer.pub.pem": "trusted-key"}
     content_entry = next(e for e in index["files"] if e["role"] == "content")
     assert content_entry["sha256"] == hashlib.sha256(bundle.read_bytes()).hexdigest()
 
@@ -177,6 +179,8 @@ def test_bad_iso_inputs_are_refused(tmp_path: Path, user_data, boot_tree, source
     (boot_tree / "boot" / "vmlinuz").unlink()
     with pytest.raises(IsoError, match="no kernel"):
         build_installer_iso(tmp_path / "x.iso", user_data, boot_tree=boot_tree)
+    with pytest.raises(ForgeError, match="not an ed25519 public key|cannot load public key"):
+        build_installer_iso(tmp_path / "x.iso", user_data, trusted_keys=[user_data])
     with pytest.raises(IsoError, match="--label"):
         build_installer_iso(tmp_path / "x.iso", user_data, label="bad label!")
     with pytest.raises(UserDataError, match="no such file"):
