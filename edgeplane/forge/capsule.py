@@ -21,12 +21,8 @@ from edgeplane.forge.manifest import Manifest
 from edgeplane.forge.profiles import PackRef, ProfileInfo
 
 
-def _missing_packs(profile: ProfileInfo, packs: set[PackRef]) -> list[PackRef]:
-    return [ref for ref in profile.packs if ref not in packs]
-
-
 def _check_complete(profile: ProfileInfo, packs: set[PackRef], where: str) -> None:
-    missing = _missing_packs(profile, packs)
+    missing = [ref for ref in profile.packs if ref not in packs]
     if missing:
         needed = ", ".join(f"{ref.name} {ref.version}" for ref in missing)
         raise BundleError(f"{where}: profile {profile.name} {profile.version} needs pack(s) {needed}, not in the capsule")

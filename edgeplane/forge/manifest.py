@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import posixpath
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 from edgeplane.forge.artifacts import KINDS
 from edgeplane.forge.errors import BundleError
@@ -49,7 +49,6 @@ class Manifest:
     artifacts: tuple[ArtifactEntry, ...]
     capsule: dict | None = None  # for capsules: {"profile": name, "version": v}
     format: str = FORMAT
-    extra: dict = field(default_factory=dict)
 
     @property
     def size(self) -> int:
@@ -123,8 +122,7 @@ def parse_manifest(raw: bytes) -> Manifest:
                                        version if isinstance(version, str) else None, tuple(files),
                                        item.get("profile") if isinstance(item.get("profile"), dict) else None))
     manifest = Manifest(_require(data, "name", str, ""), data["type"], _require(data, "created", int, ""),
-                        tuple(artifacts), data.get("capsule") if isinstance(data.get("capsule"), dict) else None,
-                        extra=data.get("extra") if isinstance(data.get("extra"), dict) else {})
+                        tuple(artifacts), data.get("capsule") if isinstance(data.get("capsule"), dict) else None)
     paths = [f.path for a in manifest.artifacts for f in a.files]
     if len(paths) != len(set(paths)):
         raise BundleError("manifest: the same file path is listed twice")
