@@ -87,8 +87,8 @@ def test_inspect_reads_the_manifest_with_and_without_the_trailer(signed_bundle: 
 def test_two_builds_give_the_same_bytes(tmp_path: Path, sources) -> None:
     first, second = tmp_path / "a.tar.zst", tmp_path / "b.tar.zst"
     build_bundle(first, artifacts_of(sources), name="same")
-    build_bundle(second, list(reversed(artifacts_of(sources))), name="same")
-    assert first.read_bytes() == second.read_bytes()
+    build_bundle(second, list(reversed(artifacts_of(sources))), name="same", threads=1)
+    assert first.read_bytes() == second.read_bytes()  # input order and zstd worker count do not matter
 
 
 def test_two_infrastructure_profiles_are_refused(tmp_path: Path, sources) -> None:
