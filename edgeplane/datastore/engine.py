@@ -127,6 +127,18 @@ class Engine:
 
         return await loop.run_in_executor(self._write_pool, run)
 
+    async def checkpoint(self) -> None:
+        """Background housekeeping on a reader connection (SQLite WAL checkpoint)."""
+        loop = asyncio.get_running_loop()
+
+        def run() -> None:
+            conn = getattr(self._local, "conn", None)
+            if conn is None:
+                conn = self._local.conn = self._connect()
+            self.dialect.checkpoint(conn)
+
+        await loop.run_in_executor(self._read_pool, run)
+
     # --- writes --------------------------------------------------------------------------------
     async def write(self, fn: WriteFn, savepoint: bool = False) -> tuple[Any, int]:
         """Queue ``fn`` for the next batch; returns its result and the revision after it."""

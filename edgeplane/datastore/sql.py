@@ -183,6 +183,9 @@ class Dialect:
     def existing_tables(self, conn: Any) -> set[str]:
         raise NotImplementedError
 
+    def checkpoint(self, conn: Any) -> None:
+        """Move committed pages from the write-ahead log into the database, where one exists."""
+
     def notify(self, conn: Any, revision: int) -> None:
         """Tell other processes sharing the database that a new revision committed."""
 
@@ -209,6 +212,8 @@ class SQLiteDialect(Dialect):
         conn.execute("PRAGMA busy_timeout = 30000")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+        # Checkpoints run in the background (Dialect.checkpoint), not inside a client's commit.
+        conn.execute("PRAGMA wal_autocheckpoint = 0")
         return conn
 
     def begin_write(self, conn: sqlite3.Connection) -> None:
@@ -228,20 +233,25 @@ class SQLiteDialect(Dialect):
     def is_connection_error(self, exc: BaseException) -> bool:
         return False
 
+    def checkpoint(self, conn: sqlite3.Connection) -> None:
+        # PASSIVE never waits for the writer or readers, so it adds no latency to requests.
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
     def defragment(self, conn: sqlite3.Connection) -> None:
         conn.execute("VACUUM")
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
-    def check_file(self) -> None:
-        """Refuse a file that is not an SQLite database, before SQLite touches it."""
+    def check_file(self) -> bool:
+        """Refuse a file that is not an SQLite database before SQLite touches it; True if it exists."""
         path = Path(self.endpoint.target)
         if not path.exists() or path.stat().st_size == 0:
             path.parent.mkdir(parents=True, exist_ok=True)
-            return
+            return False
         with open(path, "rb") as handle:
             magic = handle.read(len(SQLITE_MAGIC))
         if magic != SQLITE_MAGIC:
             raise StartupError(f"{path} is not an SQLite database (bad header); refusing to use it")
+        return True
 
 
 class PostgresDialect(Dialect):
@@ -301,52 +311,61 @@ def make_dialect(endpoint: Endpoint, sqlite_synchronous: str = "FULL") -> Dialec
 def prepare_database(dialect: Dialect, node_name: str) -> None:
     """Create the schema in an empty database, or check that an existing one is ours and current.
 
-    A foreign database (other tables, none of ours), a partial one, or one written by a newer
-    edgeplane is refused with a StartupError, and is left untouched.
+    A foreign database (other tables, none of ours), a partial or corrupt one, or one written by a
+    newer edgeplane is refused with a StartupError and left byte-for-byte untouched: SQLite files
+    are inspected through a read-only connection before anything may write to them.
     """
-    if isinstance(dialect, SQLiteDialect):
-        dialect.check_file()
-    try:
-        conn = dialect.connect()
-    except sqlite3.DatabaseError as exc:
-        raise StartupError(f"cannot open {dialect.endpoint.describe()}: {exc}") from exc
+    if isinstance(dialect, SQLiteDialect) and dialect.check_file():
+        _inspect_read_only(dialect)
+        return
+    conn = dialect.connect()
     try:
         if dialect.engine == "postgres":
             # Two datastores may start against one new database at once; one creates the schema.
             conn.execute("SELECT pg_advisory_lock(4242001)")
-        try:
-            tables = dialect.existing_tables(conn)
-        except sqlite3.DatabaseError as exc:
-            raise StartupError(f"{dialect.endpoint.describe()} is corrupt or not a database: {exc}") from exc
-        ours = tables & OUR_TABLES
-        if not ours:
-            if tables and dialect.engine == "sqlite":
-                raise StartupError(
-                    f"{dialect.endpoint.describe()} holds a foreign database (tables: {', '.join(sorted(tables))}); refusing to use it"
-                )
+        if dialect.existing_tables(conn) & OUR_TABLES:
+            _check_ours(dialect, conn)
+        else:
             _create_schema(dialect, conn, node_name)
-            return
-        if ours != OUR_TABLES:
-            raise StartupError(
-                f"{dialect.endpoint.describe()} has only part of the datastore schema "
-                f"(missing: {', '.join(sorted(OUR_TABLES - ours))}); refusing to use it"
-            )
-        row = conn.execute("SELECT schema_version FROM ep_meta WHERE id = 1").fetchone()
-        if row is None:
-            raise StartupError(f"{dialect.endpoint.describe()}: ep_meta has no row; the database is damaged")
-        if row[0] > SCHEMA_VERSION:
-            raise StartupError(
-                f"{dialect.endpoint.describe()} was written by a newer edgeplane (schema {row[0]}, this one "
-                f"understands up to {SCHEMA_VERSION}); upgrade edgeplane"
-            )
-        if dialect.engine == "sqlite":
-            check = conn.execute("PRAGMA quick_check(1)").fetchone()[0]
-            if check != "ok":
-                raise StartupError(f"{dialect.endpoint.describe()} failed its integrity check: {check}")
-    except sqlite3.DatabaseError as exc:
-        raise StartupError(f"{dialect.endpoint.describe()} is corrupt: {exc}") from exc
     finally:
         conn.close()
+
+
+def _inspect_read_only(dialect: "SQLiteDialect") -> None:
+    where = dialect.endpoint.describe()
+    try:
+        conn = sqlite3.connect(f"file:{dialect.endpoint.target}?mode=ro", uri=True)
+    except sqlite3.DatabaseError as exc:
+        raise StartupError(f"cannot open {where}: {exc}") from exc
+    try:
+        tables = dialect.existing_tables(conn)
+        if not tables & OUR_TABLES:
+            listing = ", ".join(sorted(tables)) or "none"
+            raise StartupError(f"{where} holds a foreign database (tables: {listing}); refusing to use it")
+        _check_ours(dialect, conn)
+        check = conn.execute("PRAGMA quick_check(1)").fetchone()[0]
+        if check != "ok":
+            raise StartupError(f"{where} failed its integrity check: {check}")
+    except sqlite3.DatabaseError as exc:
+        raise StartupError(f"{where} is corrupt or not a database: {exc}") from exc
+    finally:
+        conn.close()
+
+
+def _check_ours(dialect: Dialect, conn: Any) -> None:
+    where = dialect.endpoint.describe()
+    ours = dialect.existing_tables(conn) & OUR_TABLES
+    if ours != OUR_TABLES:
+        missing = ", ".join(sorted(OUR_TABLES - ours))
+        raise StartupError(f"{where} has only part of the datastore schema (missing: {missing}); refusing to use it")
+    row = conn.execute("SELECT schema_version FROM ep_meta WHERE id = 1").fetchone()
+    if row is None:
+        raise StartupError(f"{where}: ep_meta has no row; the database is damaged")
+    if row[0] > SCHEMA_VERSION:
+        raise StartupError(
+            f"{where} was written by a newer edgeplane (schema {row[0]}, this one understands up to "
+            f"{SCHEMA_VERSION}); upgrade edgeplane"
+        )
 
 
 def _create_schema(dialect: Dialect, conn: Any, node_name: str) -> None:
