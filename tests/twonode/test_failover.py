@@ -113,6 +113,7 @@ def test_one_way_partition_does_not_promote(pair):
 
 def test_flapping_link_shorter_than_threshold_never_promotes(pair):
     epoch = pair.epoch()
+    resyncs = sum(e["kind"] == "resync" for e in pair.status("b")["events"])  # its initial clone
     writer = Writer(pair, "/flap/")
     for _ in range(6):
         pair.cut("a"), pair.cut("b")
@@ -122,7 +123,8 @@ def test_flapping_link_shorter_than_threshold_never_promotes(pair):
     writer.join()
     check(pair, pair.watcher)
     assert pair.epoch() == epoch
-    assert not any(e["kind"] == "resync" for e in pair.status("b")["events"])
+    assert sum(e["kind"] == "resync" for e in pair.status("b")["events"]) == resyncs, "no resync storm"
+    assert writer.count > 5
 
 
 @pytest.mark.slow
