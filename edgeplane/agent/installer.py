@@ -89,7 +89,8 @@ class Installer:
         version += f"+{image_artifact.digest[7:15]}"
         state = self.slots.upgrade(self.store.ensure(image_artifact), version, image_artifact.digest,
                                    image_health_check(self.root))
-        if state.last_result.startswith("rolled back"):
+        running = state.slots[state.active]
+        if running is None or running.digest != image_artifact.digest:  # the new image was refused
             raise UpgradeRolledBack(state.last_result)
 
     def _write(self, rendered: Rendered) -> None:

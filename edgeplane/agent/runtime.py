@@ -194,8 +194,8 @@ class Agent:
                 "health": "unhealthy" if prepared.hardware_failures or applied.get("phase") == "failed" else "healthy",
                 "message": "; ".join(prepared.hardware_failures)[:500] or applied.get("message", "")[:500],
             }
-            if applied.get("generation"):
-                body["observed_generation"] = applied["generation"]
+            # observed_generation travels in status reports only: the console's heartbeat schema
+            # rejects it although docs/agent-protocol.md §2 lists it (reported to the console's owner)
             if send_inventory:
                 body["inventory"] = payload
             try:
@@ -275,6 +275,7 @@ class Agent:
         self.say(f"generation {generation}: {phase}: {message}")
         try:
             self._flush_status()
+            self._flush_events(self.host_id or "")
         except Exception as exc:  # noqa: BLE001 - the heartbeat thread sends it later
             log.warning("status report deferred: %s", exc)
 
