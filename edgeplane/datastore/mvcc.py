@@ -88,6 +88,11 @@ class Reader:
 
     def range(self, key_range: KeyRange, revision: int, current: int, limit: int = 0) -> list[KeyValue]:
         """Key-ordered values in ``key_range`` at ``revision`` (``current`` = latest), at most ``limit``."""
+        return [_kv(r) for r in self.range_rows(key_range, revision, current, limit)]
+
+    def range_rows(self, key_range: KeyRange, revision: int, current: int, limit: int = 0) -> list[tuple]:
+        """Like ``range`` but raw rows (key, create, mod, version, value, lease): large lists skip
+        the per-row objects."""
         tail = f" LIMIT {int(limit)}" if limit > 0 else ""
         if revision >= current:
             where, params = key_clause(key_range)
@@ -95,7 +100,7 @@ class Reader:
         else:
             union, params = self._historical_union(key_range, revision)
             sql = f"SELECT * FROM ({union}) h ORDER BY key{tail}"
-        return [_kv(r) for r in self._q(sql, params)]
+        return self._q(sql, params)
 
     def count(self, key_range: KeyRange, revision: int, current: int) -> int:
         if revision >= current:

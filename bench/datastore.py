@@ -1,0 +1,164 @@
+"""Datastore benchmark: edgeplane on SQLite and on PostgreSQL against etcd, one run, one load generator.
+
+Measures put throughput and p50/p99 latency at 1, 16 and 256 concurrent clients, the time to read
+a 10,000-key range, and watch delivery latency (put -> event received). Every server runs on this
+machine on loopback; the load generator is the same Python asyncio gRPC client for all of them.
+
+    .venv/bin/python bench/datastore.py [--seconds 5] [--only sqlite,postgres,etcd] [--json out.json]
+
+Results go into docs/benchmarks.md by hand, with the machine and the date.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from edgeplane.datastore.proto import etcd_api_pb2 as pb  # noqa: E402
+from tests.support.etcd_client import Client, WatchSession, prefix_end  # noqa: E402
+from tests.support.postgres import start_postgres  # noqa: E402
+from tests.support.servers import start_backend  # noqa: E402
+
+VALUE = b"v" * 256
+CONCURRENCY = (1, 16, 256)
+
+
+def percentile(samples: list[float], fraction: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+async def put_load(endpoint: str, clients: int, seconds: float) -> dict:
+    channels = [Client(endpoint) for _ in range(min(clients, 32))]
+    latencies: list[float] = []
+    deadline = time.perf_counter() + seconds
+    counter = iter(range(10**9))
+
+    async def worker(index: int) -> None:
+        client = channels[index % len(channels)]
+        while time.perf_counter() < deadline:
+            key = f"/bench/put/{next(counter):09d}".encode()
+            started = time.perf_counter()
+            await client.kv.Put(pb.PutRequest(key=key, value=VALUE), timeout=30)
+            latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(i) for i in range(clients)))
+    elapsed = time.perf_counter() - started
+    for client in channels:
+        await client.close()
+    return {"clients": clients, "puts": len(latencies), "puts_per_s": len(latencies) / elapsed,
+            "p50_ms": percentile(latencies, 0.5) * 1000, "p99_ms": percentile(latencies, 0.99) * 1000}
+
+
+async def range_10k(endpoint: str) -> dict:
+    client = Client(endpoint)
+    prefix = b"/bench/range/"
+    for start in range(0, 10_000, 500):
+        await asyncio.gather(*(client.kv.Put(pb.PutRequest(key=prefix + f"{i:06d}".encode(), value=VALUE))
+                               for i in range(start, start + 500)))
+    timings = []
+    for _ in range(7):
+        started = time.perf_counter()
+        response = await client.kv.Range(pb.RangeRequest(key=prefix, range_end=prefix_end(prefix)), timeout=60)
+        timings.append(time.perf_counter() - started)
+        assert len(response.kvs) == 10_000
+    await client.close()
+    return {"range_10k_ms": statistics.median(timings) * 1000}
+
+
+async def watch_latency(endpoint: str, events: int = 400, rate: float = 200.0) -> dict:
+    writer, watcher = Client(endpoint), Client(endpoint)
+    prefix = b"/bench/watch/"
+    session = WatchSession(watcher)
+    session.create(prefix, prefix_end(prefix))
+    await session.next()  # created
+    sent: dict[bytes, float] = {}
+    delays: list[float] = []
+
+    async def receive() -> None:
+        while len(delays) < events:
+            response = await session.next(timeout=30)
+            now = time.perf_counter()
+            for event in response.events:
+                delays.append(now - sent[event.kv.key])
+
+    receiver = asyncio.create_task(receive())
+    for i in range(events):
+        key = prefix + f"{i:06d}".encode()
+        sent[key] = time.perf_counter()
+        await writer.kv.Put(pb.PutRequest(key=key, value=VALUE))
+        await asyncio.sleep(1 / rate)
+    await receiver
+    session.close()
+    await writer.close()
+    await watcher.close()
+    return {"watch_p50_ms": percentile(delays, 0.5) * 1000, "watch_p99_ms": percentile(delays, 0.99) * 1000}
+
+
+async def measure(endpoint: str, seconds: float) -> dict:
+    result: dict = {"put": []}
+    for clients in CONCURRENCY:
+        result["put"].append(await put_load(endpoint, clients, seconds))
+    result.update(await range_10k(endpoint))
+    result.update(await watch_latency(endpoint))
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0, help="duration of each put measurement")
+    parser.add_argument("--only", default="sqlite,postgres,etcd")
+    parser.add_argument("--json", help="also write the results here")
+    args = parser.parse_args()
+    kinds = args.only.split(",")
+    results: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory(prefix="ep-bench-") as tmp:
+        workdir = Path(tmp)
+        postgres = start_postgres(workdir / "pg") if "postgres" in kinds else None
+        try:
+            for kind in kinds:
+                server = start_backend(kind, workdir / kind, postgres)
+                try:
+                    print(f"measuring {kind} ...", file=sys.stderr)
+                    results[kind] = asyncio.run(measure(server.endpoint, args.seconds))
+                finally:
+                    server.stop()
+        finally:
+            if postgres:
+                postgres.stop()
+    report(results)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+
+
+def report(results: dict[str, dict]) -> None:
+    print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
+          f"date: {time.strftime('%Y-%m-%d')}")
+    print("\n| backend | clients | puts/s | p50 ms | p99 ms |\n|---|---|---|---|---|")
+    for kind, result in results.items():
+        for row in result["put"]:
+            print(f"| {kind} | {row['clients']} | {row['puts_per_s']:.0f} | {row['p50_ms']:.2f} | {row['p99_ms']:.2f} |")
+    print("\n| backend | range 10k keys ms | watch p50 ms | watch p99 ms |\n|---|---|---|---|")
+    for kind, result in results.items():
+        print(f"| {kind} | {result['range_10k_ms']:.1f} | {result['watch_p50_ms']:.2f} | {result['watch_p99_ms']:.2f} |")
+    if "etcd" in results and "sqlite" in results:
+        etcd = {r["clients"]: r for r in results["etcd"]["put"]}
+        print("\n| clients | sqlite/etcd throughput | sqlite/etcd p99 |\n|---|---|---|")
+        for row in results["sqlite"]["put"]:
+            base = etcd[row["clients"]]
+            print(f"| {row['clients']} | {row['puts_per_s'] / base['puts_per_s']:.2f}x | {row['p99_ms'] / base['p99_ms']:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
