@@ -55,6 +55,7 @@ class NodeAgent:
         self._epoch = 0
         self._error: str | None = None
         self._lag: int | None = None
+        self._push_window = 1.5 * max(config.probe.interval, config.probe.timeout)
 
     # -- paths and persistent flags ------------------------------------------------------
     @property
@@ -145,7 +146,9 @@ class NodeAgent:
         peer = probe.pulled
         with self.lock:
             pushed = self._pushed
-        if peer is None and pushed and now - pushed[0] <= 2 * self.config.probe.interval + self.config.probe.timeout:
+        # A pushed status counts for about one push period: long enough to bridge a one-way
+        # partition, short enough not to delay detection of a dead peer.
+        if peer is None and pushed and now - pushed[0] <= self._push_window:
             peer = pushed[1]
         failing_soon = self.memory.failures + 1 >= self.settings.threshold
         return Observation(

@@ -45,7 +45,7 @@ class Settings:
     name: str
     priority: int = 0
     interval_s: float = 1.0
-    threshold: int = 5
+    threshold: int = 3
     startup_grace_s: float = 10.0
     downgrade_after_s: float = 5.0
     resync_after_s: float = 10.0
