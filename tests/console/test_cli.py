@@ -1,0 +1,37 @@
+"""`edgeplane console admin-key` and option errors, through the real command."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import httpx
+
+from edgeplane.console import ConsoleProcess
+from tests.support.ports import free_port
+
+CLI = [sys.executable, "-c", "from edgeplane.cli import main; main()", "console"]
+
+
+def test_admin_key_creates_a_working_admin(tmp_path) -> None:
+    db = f"sqlite:///{tmp_path / 'c.db'}"
+    out = subprocess.run([*CLI, "admin-key", "--db", db], capture_output=True, text=True, check=True)
+    key = out.stdout.strip()
+    assert key.startswith("epk_") and len(key) > 40
+    console = ConsoleProcess(db, free_port(), log_path=tmp_path / "console.log").start()
+    try:
+        who = httpx.get(f"{console.url}/v1/whoami", headers={"Authorization": f"Bearer {key}"}).json()
+        assert who["role"] == "admin" and who["user"] == "admin"
+        assert httpx.get(f"{console.url}/openapi.json").json()["openapi"].startswith("3.")
+    finally:
+        console.stop()
+    # The key is stored only as a hash.
+    assert key.encode() not in (tmp_path / "c.db").read_bytes()
+
+
+def test_bad_options_are_named(tmp_path) -> None:
+    bad_db = subprocess.run([*CLI, "admin-key", "--db", "mysql://x"], capture_output=True, text=True)
+    assert bad_db.returncode == 2 and "--db: unsupported scheme 'mysql'" in bad_db.stderr
+    bad_listen = subprocess.run([*CLI, "--listen", "nowhere", "--db", f"sqlite:///{tmp_path / 'x.db'}"],
+                                capture_output=True, text=True)
+    assert bad_listen.returncode == 2 and "--listen: expected HOST:PORT" in bad_listen.stderr
