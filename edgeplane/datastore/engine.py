@@ -32,8 +32,10 @@ CommitListener = Callable[[list[Event], int], None]
 class Engine:
     """Runs reads and writes against the database off the event loop."""
 
-    def __init__(self, dialect: Dialect, node_name: str, readers: int = 4, max_batch: int = 512) -> None:
+    def __init__(self, dialect: Dialect, node_name: str, readers: int = 4, max_batch: int = 512,
+                 on_batch: Callable[[int], None] | None = None) -> None:
         self.dialect = dialect
+        self.on_batch = on_batch
         self.node_name = node_name
         self.max_batch = max_batch
         self._write_pool = ThreadPoolExecutor(1, thread_name_prefix="ep-writer")
@@ -164,6 +166,8 @@ class Engine:
                         future.set_exception(failure)
                 continue
             self.revision, self.compact_revision = revision, compact
+            if self.on_batch is not None:
+                self.on_batch(len(batch))
             if events or revision:
                 for listener in self._listeners:
                     listener(events, revision)

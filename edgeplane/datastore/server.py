@@ -137,7 +137,7 @@ class Datastore:
         gc.collect()
         gc.freeze()
         gc.set_threshold(20000, 20, 50)
-        engine = Engine(self.dialect, self.config.node_name)
+        engine = Engine(self.dialect, self.config.node_name, on_batch=self.metrics.batch_size.observe)
         meta = await engine.start()
         hub = WatchHub(meta.revision)
         compactor = Compactor(engine, self.config.auto_compaction)
