@@ -6,6 +6,10 @@ inventory reads so every lab host looks like a real small edge box (or a deliber
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -53,3 +57,32 @@ def write_lab_installers(root: Path) -> None:
     for name in INSTALLER_NAMES:
         host.write_text(f"/opt/edgeplane/installers/{name}", LAB_INSTALLER, 0o755)
     host.path("/var/log").mkdir(parents=True, exist_ok=True)
+
+
+class AgentProcess:
+    """``edgeplane agent --root ROOT`` as a child process in its own process group (labs, tests)."""
+
+    def __init__(self, root: Path, user_data: Path) -> None:
+        self.root = root
+        self.user_data = user_data
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> AgentProcess:
+        with open(self.root / "agent.log", "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "edgeplane.cli", "agent", "--user-data", str(self.user_data),
+                 "--root", str(self.root)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        return self
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Signal the whole group (the agent and any installer it runs) and reap it."""
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+            self.proc.wait(timeout=10)
+
+    @property
+    def host_id(self) -> str:
+        return (HostRoot(self.root).read_text("/var/lib/edgeplane/agent/host-id") or "").strip()
+
+    def state(self, name: str) -> str:
+        return HostRoot(self.root).read_text(f"/var/lib/edgeplane/agent/{name}") or ""

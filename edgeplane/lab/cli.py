@@ -29,6 +29,25 @@ def lab_twonode(
     run_lab(dir)
 
 
+@app.command("site")
+def lab_site(
+    dir: Path = typer.Option(None, "--dir", help="Lab directory (wiped and recreated each run). "
+                             "Default: the data directory's lab-site."),
+    listen: str = typer.Option("127.0.0.1:8080", help="Console HTTP listen address."),
+) -> None:
+    """A console and three agents on loopback: token, manual-ID and QR registration, then a K3s cluster."""
+    from edgeplane.common.paths import default_data_dir
+    from edgeplane.lab.site import LabError, LabSite
+
+    try:
+        LabSite(dir or default_data_dir() / "lab-site", listen, say=typer.echo).run()
+    except LabError as exc:
+        typer.echo(f"lab site failed: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        pass
+
+
 def default_main_job() -> None:
-    """What `make run` starts: the most complete lab that exists so far."""
-    lab_datastore(listen="127.0.0.1:2379")
+    """What `make run` starts: the whole lab site (console, three agents, a cluster)."""
+    lab_site(dir=None, listen="127.0.0.1:8080")

@@ -16,6 +16,7 @@ import yaml
 from edgeplane.agent.render import NodeContext, kubeadm_api_version, render_node
 from edgeplane.agent.spec import NodeSpec
 from edgeplane.agent.userdata import validate_user_data
+from edgeplane.twonode import NodeConfig
 
 GOLDEN = Path(__file__).parent / "golden"
 PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
@@ -88,7 +89,7 @@ def test_k3s_server_sqlite_golden() -> None:
     assert config["tls-san"] == ["10.10.0.50", "10.10.0.21"]
     assert config["kube-apiserver-arg"] == ["a=b"]
     unit = files["/etc/systemd/system/edgeplane-datastore.service"]
-    assert "edgeplane datastore --listen 127.0.0.1:2379" in unit
+    assert "edgeplane datastore --listen 127.0.0.1:2379 --endpoint sqlite:////var/lib/edgeplane/datastore/state.db" in unit
     vip = yaml.safe_load(files["/var/lib/rancher/k3s/agent/pod-manifests/kube-vip.yaml"])
     check_golden("kube-vip.yaml", files["/var/lib/rancher/k3s/agent/pod-manifests/kube-vip.yaml"])
     assert (vip["apiVersion"], vip["kind"], vip["metadata"]["namespace"]) == ("v1", "Pod", "kube-system")
@@ -126,7 +127,11 @@ def test_two_node_datastore_points_at_local_service() -> None:
     config = yaml.safe_load(files["/etc/rancher/k3s/config.yaml"])
     assert config["datastore-endpoint"] == "http://127.0.0.1:2379" and "server" not in config
     unit = files["/etc/systemd/system/edgeplane-twonode.service"]
-    assert "--peer 10.10.0.22" in unit and "--node-ip 10.10.0.21" in unit
+    assert "ExecStart=/usr/local/bin/edgeplane twonode run --config /etc/edgeplane/twonode/node.yaml" in unit
+    node = NodeConfig.model_validate(yaml.safe_load(files["/etc/edgeplane/twonode/node.yaml"]))  # its own schema
+    assert (node.name, node.peer.name, node.peer.api, node.datastore.listen) == (
+        "edge-1", "edge-2", "10.10.0.22:7480", "127.0.0.1:2379")
+    assert len(files["/etc/edgeplane/twonode/token"].strip()) == 64
 
 
 def test_rke2_server_golden() -> None:

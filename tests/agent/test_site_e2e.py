@@ -13,10 +13,7 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import signal
-import subprocess
-import sys
 import tarfile
 import time
 from collections.abc import Callable, Iterator
@@ -26,8 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
-from edgeplane.agent import HostRoot, write_lab_host
-from edgeplane.agent.labhost import write_lab_installers
+from edgeplane.agent import AgentProcess, write_lab_host, write_lab_installers
 from edgeplane.console import ConsoleProcess, create_admin_key
 from tests.support.ports import free_port
 
@@ -56,33 +52,6 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float = 40.0) -> Any:
             return result
         time.sleep(0.2)
     raise AssertionError(f"timed out waiting for {what}")
-
-
-class AgentProcess:
-    def __init__(self, root: Path, user_data: Path) -> None:
-        self.root = root
-        self.user_data = user_data
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> AgentProcess:
-        log = open(self.root / "agent.log", "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "edgeplane.cli", "agent", "--user-data", str(self.user_data), "--root",
-             str(self.root)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
-        return self
-
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, sig)
-            self.proc.wait(timeout=10)
-
-    @property
-    def host_id(self) -> str:
-        return (HostRoot(self.root).read_text("/var/lib/edgeplane/agent/host-id") or "").strip()
-
-    def state(self, name: str) -> str:
-        return HostRoot(self.root).read_text(f"/var/lib/edgeplane/agent/{name}") or ""
 
 
 class Site:

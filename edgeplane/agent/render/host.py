@@ -5,10 +5,16 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import re
+
+import yaml
 
 from edgeplane.agent.render.context import DATASTORE_LISTEN, NodeContext, Rendered
 
 CA_DIR = "/usr/local/share/ca-certificates/edgeplane"
+TWONODE_CONFIG = "/etc/edgeplane/twonode/node.yaml"
+TWONODE_TOKEN = "/etc/edgeplane/twonode/token"
+TWONODE_API_PORT = 7480
 # where each distribution's services read their environment
 PROXY_FILES = {
     ("k3s", True): ["/etc/systemd/system/k3s.service.env"],
@@ -107,19 +113,19 @@ def _proxy(ctx: NodeContext) -> Rendered:
 
 
 def _datastore_service(ctx: NodeContext) -> Rendered:
-    """The local etcd v3 endpoint the API server uses when the datastore is not etcd."""
+    """The local etcd v3 endpoint the API server uses when the datastore is not etcd: the edgeplane
+    datastore over SQLite on one node, the two-node service (PostgreSQL pair) on two."""
     out = Rendered()
     if not ctx.is_control_plane or ctx.cluster.datastore == "etcd":
         return out
     if ctx.cluster.datastore == "sqlite":
-        exec_start = (f"/usr/local/bin/edgeplane datastore --listen {DATASTORE_LISTEN} "
-                      "--sqlite /var/lib/edgeplane/datastore/state.db")
         unit = "edgeplane-datastore"
+        exec_start = (f"/usr/local/bin/edgeplane datastore --listen {DATASTORE_LISTEN} "
+                      "--endpoint sqlite:////var/lib/edgeplane/datastore/state.db")
     else:
-        peer = next((m.ip() for m in ctx.cluster.control_plane if m.host_id != ctx.host_id and m.ip()), "")
-        exec_start = (f"/usr/local/bin/edgeplane twonode run --listen {DATASTORE_LISTEN} "
-                      f"--node-ip {ctx.node_ip} --peer {peer} --data-dir /var/lib/edgeplane/twonode")
         unit = "edgeplane-twonode"
+        exec_start = f"/usr/local/bin/edgeplane twonode run --config {TWONODE_CONFIG}"
+        out.extend(_twonode_config(ctx))
     out.add(f"/etc/systemd/system/{unit}.service", "\n".join([
         "[Unit]", f"Description=edgeplane {ctx.cluster.datastore} datastore (etcd v3 API)",
         "After=network-online.target", "Wants=network-online.target", "",
@@ -127,4 +133,31 @@ def _datastore_service(ctx: NodeContext) -> Rendered:
         "[Install]", "WantedBy=multi-user.target", "",
     ]))
     out.commands.append(["systemctl", "enable", "--now", f"{unit}.service"])
+    return out
+
+
+def _node_name(host_id: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "-", host_id)[:63]
+
+
+def _twonode_config(ctx: NodeContext) -> Rendered:
+    """node.yaml of the two-node service (schema: edgeplane.twonode.NodeConfig)."""
+    out = Rendered()
+    peer = next((m for m in ctx.cluster.control_plane if m.host_id != ctx.host_id), None)
+    if peer is None or peer.ip() is None:
+        out.warnings.append("two-node datastore: the spec names no peer control plane with an IP")
+        return out
+    config = {
+        "name": _node_name(ctx.host_id),
+        "priority": 100 if ctx.cluster.bootstrap else 50,  # the bootstrap node leads a cold start
+        "data_dir": "/var/lib/edgeplane/twonode",
+        "listen": f"{ctx.node_ip}:{TWONODE_API_PORT}",
+        "token_file": TWONODE_TOKEN,
+        "postgres": {"host": ctx.node_ip, "port": 5432},
+        "peer": {"name": _node_name(peer.host_id), "api": f"{peer.ip()}:{TWONODE_API_PORT}",
+                 "postgres": f"{peer.ip()}:5432"},
+        "datastore": {"listen": DATASTORE_LISTEN},
+    }
+    out.add(TWONODE_CONFIG, yaml.safe_dump(config, sort_keys=False), 0o600)
+    out.add(TWONODE_TOKEN, hashlib.sha256(f"twonode:{ctx.join_secret()}".encode()).hexdigest() + "\n", 0o600)
     return out
