@@ -223,3 +223,35 @@ def start_datastore_tls(tmp_path, files):
                 return Handle()
         time.sleep(0.1)
     raise RuntimeError("TLS datastore did not start")
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_leases_and_data_survive_a_restart(kind, fresh_backend):
+    from tests.support.etcdctl import etcdctl
+
+    server = fresh_backend(kind)
+    lease_id = etcdctl(server.endpoint, "lease", "grant", "300").stdout.split()[1]
+    etcdctl(server.endpoint, "put", "/restart/k", "v", "--lease", lease_id)
+    server.stop()
+    server.restart()
+    ttl = etcdctl(server.endpoint, "lease", "timetolive", lease_id, "--keys").stdout
+    assert "granted with TTL(300s)" in ttl and "/restart/k" in ttl
+    etcdctl(server.endpoint, "lease", "revoke", lease_id)
+    assert etcdctl(server.endpoint, "get", "/restart/k").stdout == ""
+
+
+def test_defragment_shrinks_the_sqlite_file_after_compaction(fresh_backend):
+    from tests.support.etcdctl import etcdctl, etcdctl_json
+
+    server = fresh_backend("sqlite")
+    channel = grpc.insecure_channel(server.endpoint)
+    kv = rpc.KVStub(channel)
+    for i in range(1500):
+        kv.Put(pb.PutRequest(key=f"/defrag/{i:05d}".encode(), value=b"x" * 2000))
+    revision = kv.DeleteRange(pb.DeleteRangeRequest(key=b"/defrag/", range_end=b"/defrag0")).header.revision
+    kv.Compact(pb.CompactionRequest(revision=revision, physical=True))
+    channel.close()
+    before = etcdctl_json(server.endpoint, "endpoint", "status")[0]["Status"]["dbSize"]
+    assert "Finished defragmenting etcd member" in etcdctl(server.endpoint, "defrag").stdout
+    after = etcdctl_json(server.endpoint, "endpoint", "status")[0]["Status"]["dbSize"]
+    assert after < before / 4, (before, after)
