@@ -80,6 +80,8 @@ def diagnose_answer(status: int, detail: object, date: str | None) -> Diagnosis:
         return Diagnosis("token-revoked", f"registration token revoked: {text}", "ask for a new token")
     if status == 401:
         return Diagnosis("token-invalid", f"registration refused: {text}", "check edgeplane.site.registrationToken")
+    if status == 410:
+        return Diagnosis("qr-expired", f"the QR code expired: {text}", "the host shows a new QR code")
     if status == 409:
         return Diagnosis("duplicate", f"this host ID is already registered: {text}",
                          "delete the host in the console first (as after a re-install)")

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import segno
 
 from edgeplane.agent.backoff import Backoff
-from edgeplane.agent.client import ConsoleClient, ConsoleError
+from edgeplane.agent.client import ConsoleClient
 from edgeplane.agent.diagnose import Diagnosis, diagnose_exception, pending
 from edgeplane.agent.hostroot import HostRoot
 from edgeplane.agent.schema import Site
@@ -96,9 +96,9 @@ def register(client: ConsoleClient, root: HostRoot, site: Site, host_id: str, in
             body.update(_qr_secrets(root))
         try:
             status, data, _ = client.register(body)
-        except (ConsoleError, OSError, Exception) as exc:  # noqa: BLE001 - every failure is diagnosed
+        except Exception as exc:  # noqa: BLE001 - every failure is diagnosed and retried
             diagnosis = diagnose_exception(exc, client.host, client.port, client.proxy)
-            if mode == "qr" and diagnosis.code.startswith("token") and "secret" not in str(exc):
+            if mode == "qr" and diagnosis.code == "qr-expired":
                 _qr_secrets(root, fresh=True)  # the one-time code expired: start again with a new one
                 shown_qr = None
             delay = backoff.next_delay()
