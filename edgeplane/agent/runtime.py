@@ -184,10 +184,15 @@ class Agent:
         finally:
             self.stop.set()
 
+    def _retry_cap(self) -> float:
+        """Reconnect attempts never wait longer than two heartbeats (at most a minute)."""
+        return float(min(60, max(2, 2 * self.interval)))
+
     def _heartbeat_loop(self, prepared: Prepared, payload: dict[str, Any]) -> None:
         assert self.client is not None
-        backoff = Backoff(base=1.0, cap=60.0)
+        backoff = Backoff(base=1.0, cap=self._retry_cap())
         send_inventory = True
+        offline_since: float | None = None
         while not self.stop.is_set():
             applied = self._applied()
             body: dict[str, Any] = {
@@ -200,20 +205,32 @@ class Agent:
                 body["inventory"] = payload
             try:
                 answer = self.client.heartbeat(prepared.host_id, body)
-                send_inventory = False
-                self.interval = int(answer.get("heartbeat_interval", self.interval))
-                self._flush_events(prepared.host_id)
-                self._flush_status()
-                backoff.reset()
-                delay = float(self.interval)
             except Exception as exc:  # noqa: BLE001 - keep beating through any outage
+                if offline_since is None:
+                    offline_since = time.time()
+                    self.event("console.disconnected", "warning", f"console unreachable: {exc}")
+                backoff.cap = self._retry_cap()
                 delay = backoff.next_delay()
                 log.warning("heartbeat failed (%s); retrying in %.1f s", exc, delay)
+            else:
+                send_inventory = False
+                self.interval = int(answer.get("heartbeat_interval", self.interval))
+                if offline_since is not None:
+                    self.event("console.reconnected", "info",
+                               f"console reachable again after {time.time() - offline_since:.0f} s offline")
+                    offline_since = None
+                delay = float(self.interval)
+                backoff.reset()
+                try:
+                    self._flush_events(prepared.host_id)
+                    self._flush_status()
+                except Exception as exc:  # noqa: BLE001 - kept on disk, sent with the next heartbeat
+                    log.warning("could not deliver queued events/status: %s", exc)
             self.stop.wait(delay)
 
     def _spec_loop(self, prepared: Prepared, installer: Installer) -> None:
         assert self.client is not None
-        backoff = Backoff(base=1.0, cap=60.0)
+        backoff = Backoff(base=1.0, cap=self._retry_cap())
         last = self._saved_spec()
         if last is not None and self._applied().get("generation") != last.generation:
             self._apply(prepared, installer, last)  # resume what a restart interrupted
