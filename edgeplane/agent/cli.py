@@ -30,7 +30,8 @@ def main(
     if user_data is None:
         raise typer.BadParameter("--user-data FILE is required to run the agent", param_hint="--user-data")
     from edgeplane.agent.hostroot import HostRoot
-    from edgeplane.agent.runtime import Agent
+    from edgeplane.agent.runtime import Agent, LocalModeNotBuilt
+    from edgeplane.agent.tags import TagsError
     from edgeplane.agent.userdata import UserDataError
     from edgeplane.common.logs import configure
 
@@ -40,6 +41,9 @@ def main(
         Agent(HostRoot(root), user_data, site_user_data, content_bundle, say=typer.echo).run()
     except UserDataError as exc:
         typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    except (TagsError, LocalModeNotBuilt, ValueError) as exc:
+        typer.echo(f"agent cannot start: {exc}", err=True)
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
         raise typer.Exit(130) from None

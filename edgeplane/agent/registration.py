@@ -78,7 +78,7 @@ def _qr_secrets(root: HostRoot, fresh: bool = False) -> dict[str, str]:
 
 def register(client: ConsoleClient, root: HostRoot, site: Site, host_id: str, inventory: dict[str, Any],
              say: Callable[[str], None], sleep: Callable[[float], None] = time.sleep,
-             give_up_after: float | None = None) -> Registered:
+             give_up_after: float | None = None, tags: dict[str, str] | None = None) -> Registered:
     """Register until it succeeds (or ``give_up_after`` seconds pass), telling the device why it waits."""
     mode = registration_mode(site)
     deadline = None if give_up_after is None else time.monotonic() + give_up_after
@@ -92,6 +92,8 @@ def register(client: ConsoleClient, root: HostRoot, site: Site, host_id: str, in
             body["token"] = site.registrationToken
         if site.projectName:
             body["project"] = site.projectName
+        if tags:
+            body["tags"] = tags
         if mode == "qr":
             body.update(_qr_secrets(root))
         try:

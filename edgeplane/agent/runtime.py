@@ -32,6 +32,7 @@ from edgeplane.agent.registration import load_credential, register
 from edgeplane.agent.schema import UserData
 from edgeplane.agent.slots import Slots, image_health_check
 from edgeplane.agent.spec import NodeSpec
+from edgeplane.agent.tags import collect_tags
 from edgeplane.agent.userdata import load_user_data
 
 log = logging.getLogger(__name__)
@@ -173,7 +174,8 @@ class Agent:
         payload = inventory_payload(prepared.inventory, prepared.node_ip)
         credential = load_credential(self.root)
         if credential is None:
-            registered = register(self.client, self.root, agent.site, prepared.host_id, payload, self.say)
+            tags = collect_tags(agent.site, self.root)
+            registered = register(self.client, self.root, agent.site, prepared.host_id, payload, self.say, tags=tags)
             credential, self.interval = registered.credential, registered.heartbeat_interval
         self.client.credential = credential
         beat = threading.Thread(target=self._heartbeat_loop, args=(prepared, payload), daemon=True,

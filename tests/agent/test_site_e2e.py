@@ -128,10 +128,11 @@ def test_site_registration_cluster_scale_upgrade_rollback_and_crash_resume(site:
     profile_v2 = site.ok("POST", "/v1/profiles/retail/versions", {"layers": layers})
 
     # --- registration: token (auto), manual ID, QR
-    auto = site.agent("auto", f"    registrationToken: {token}\n    name: edge-auto\n")
+    auto = site.agent("auto", f"    registrationToken: {token}\n    name: edge-auto\n    tags: {{city: chicago}}\n")
     manual = site.agent("manual", f"    registrationToken: {token}\n    disableAutoRegister: true\n")
     qr = site.agent("qr", f"    registrationURL: {site.url}/v1/qr-approvals\n")
     wait_for("auto registration", lambda: site.host("edge-auto").get("status") == "ready")
+    assert site.host("edge-auto")["tags"] == {"city": "chicago"}
     manual_id = wait_for("manual host ID", lambda: manual.host_id)
     assert manual_id == "edge-" + (manual.root / "sys/class/dmi/id/product_uuid").read_text().strip()
     wait_for("manual host pending", lambda: site.host(manual_id).get("status") == "pending")
