@@ -34,10 +34,24 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
 
-def _check_proxy_url(value: str | None) -> str | None:
-    if value is not None and not re.match(r"^https?://[^\s/]+", value):
+def _check_proxy_url(value: str) -> str:
+    if not re.match(r"^https?://[^\s/]+", value):
         raise ValueError("must be an http:// or https:// URL, e.g. http://proxy.example.com:3128")
     return value
+
+
+def _ip_text(value: str) -> str:
+    ipaddress.ip_address(value)  # its ValueError names the bad address
+    return value
+
+
+def _interface_text(value: str) -> str:
+    ipaddress.ip_interface(value)
+    return value
+
+
+ProxyUrl = Annotated[str, AfterValidator(_check_proxy_url)]
+IpText = Annotated[str, AfterValidator(_ip_text)]
 
 
 def _check_pem(value: str) -> str:
@@ -90,24 +104,10 @@ class TagsFromScript(Strict):
 
 class Interface(Strict):
     type: Literal["dhcp", "static"] = "dhcp"
-    ipAddress: str | None = None
-    mask: str | None = None
-    gateway: str | None = None
-    nameserver: str | None = None
-
-    @field_validator("gateway", "nameserver", "mask")
-    @classmethod
-    def _ip(cls, value: str | None) -> str | None:
-        if value is not None:
-            ipaddress.ip_address(value)
-        return value
-
-    @field_validator("ipAddress")
-    @classmethod
-    def _cidr(cls, value: str | None) -> str | None:
-        if value is not None:
-            ipaddress.ip_interface(value)
-        return value
+    ipAddress: Annotated[str, AfterValidator(_interface_text)] | None = None
+    mask: IpText | None = None
+    gateway: IpText | None = None
+    nameserver: IpText | None = None
 
     @model_validator(mode="after")
     def _static_needs_address(self) -> Interface:
@@ -127,20 +127,11 @@ class Interface(Strict):
 
 
 class Network(Strict):
-    httpProxy: str | None = None
-    httpsProxy: str | None = None
+    httpProxy: ProxyUrl | None = None
+    httpsProxy: ProxyUrl | None = None
     noProxy: str | None = None
-    nameserver: str | None = None
+    nameserver: IpText | None = None
     interfaces: dict[str, Interface] = Field(default_factory=dict)
-
-    _proxy = field_validator("httpProxy", "httpsProxy")(_check_proxy_url)
-
-    @field_validator("nameserver")
-    @classmethod
-    def _ip(cls, value: str | None) -> str | None:
-        if value is not None:
-            ipaddress.ip_address(value)
-        return value
 
     @field_validator("noProxy")
     @classmethod

@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from edgeplane.agent.schema import UserData
-from edgeplane.agent.yamllines import YamlSyntaxError, line_for, load_with_lines
+from edgeplane.agent.yamllines import YamlSyntaxError, load_with_lines
 
 CLOUD_CONFIG_HEADER = "#cloud-config"
 KeyPath = tuple[str | int, ...]

@@ -11,6 +11,8 @@ from typing import Any
 import yaml
 
 Path = tuple[str | int, ...]
+# libyaml's loader when PyYAML was built with it: same nodes and marks, parsed in one pass, in C
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class YamlSyntaxError(ValueError):
@@ -24,15 +26,18 @@ class YamlSyntaxError(ValueError):
 
 def load_with_lines(text: str) -> tuple[Any, dict[Path, int]]:
     """Parse one YAML document; return the data and a path -> line map."""
+    loader = _LOADER(text)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         reason = " ".join(part for part in (exc.context, exc.problem) if part)
         raise YamlSyntaxError(reason or str(exc), mark.line + 1 if mark else None) from None
     except yaml.YAMLError as exc:
         raise YamlSyntaxError(str(exc), None) from None
+    finally:
+        loader.dispose()
     lines: dict[Path, int] = {}
     if node is not None:
         _walk(node, (), lines)
@@ -40,28 +45,12 @@ def load_with_lines(text: str) -> tuple[Any, dict[Path, int]]:
 
 
 def _walk(node: yaml.Node, path: Path, lines: dict[Path, int]) -> None:
-    lines[path] = node.start_mark.line + 1
+    lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
-            key = key_node.value
-            # the key's own line is where a reader looks, even for a multi-line value
-            lines[(*path, key)] = key_node.start_mark.line + 1
-            _walk_children(value_node, (*path, key), lines)
+            # the key's own line is where a reader looks, even for a value on the next lines
+            lines[(*path, key_node.value)] = key_node.start_mark.line + 1
+            _walk(value_node, (*path, key_node.value), lines)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             _walk(item, (*path, index), lines)
-
-
-def _walk_children(node: yaml.Node, path: Path, lines: dict[Path, int]) -> None:
-    line = lines[path]
-    _walk(node, path, lines)
-    lines[path] = line
-
-
-def line_for(lines: dict[Path, int], path: Path) -> int | None:
-    """The line of ``path``, or of its nearest ancestor present in the document."""
-    for cut in range(len(path), -1, -1):
-        found = lines.get(tuple(path[:cut]))
-        if found is not None:
-            return found
-    return None

@@ -12,16 +12,10 @@ import pytest
 
 from edgeplane.agent import AgentProcess, write_lab_host, write_lab_installers
 from edgeplane.console import ConsoleProcess, create_admin_key
+from tests.agent.support import wait_for
 from tests.support.ports import free_port
 
 
-def wait_for(what: str, check, timeout: float = 30.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if result := check():
-            return result
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture()

@@ -15,8 +15,7 @@ import io
 import json
 import signal
 import tarfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ import pytest
 
 from edgeplane.agent import AgentProcess, write_lab_host, write_lab_installers
 from edgeplane.console import ConsoleProcess, create_admin_key
+from tests.agent.support import wait_for
 from tests.support.ports import free_port
 
 HEALTH_CHECK = b"""#!/bin/sh
@@ -44,14 +44,6 @@ def image_tar(version: str) -> bytes:
     return buffer.getvalue()
 
 
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 40.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class Site:
