@@ -46,23 +46,3 @@ class KeyRange:
         if self.open_ended:
             return key >= self.key
         return self.key <= key < self.range_end
-
-    def overlaps(self, other: "KeyRange") -> bool:
-        """Whether two selectors share at least one key (used for txn duplicate-key checks)."""
-        if self.single:
-            return other.contains(self.key)
-        if other.single:
-            return self.contains(other.key)
-        self_end = None if self.open_ended else self.range_end
-        other_end = None if other.open_ended else other.range_end
-        starts_before_other_ends = other_end is None or self.key < other_end
-        other_starts_before_self_ends = self_end is None or other.key < self_end
-        return starts_before_other_ends and other_starts_before_self_ends
-
-
-@dataclass(slots=True, frozen=True)
-class Header:
-    cluster_id: int
-    member_id: int
-    revision: int
-    raft_term: int

@@ -27,15 +27,9 @@ _SORT_COLUMN = {
 }
 
 
-def to_pb(kv: KeyValue, keys_only: bool = False) -> pb.KeyValue:
-    return pb.KeyValue(
-        key=kv.key,
-        create_revision=kv.create_revision,
-        mod_revision=kv.mod_revision,
-        version=kv.version,
-        value=b"" if keys_only else kv.value,
-        lease=kv.lease,
-    )
+def to_pb(kv: KeyValue) -> pb.KeyValue:
+    return pb.KeyValue(key=kv.key, create_revision=kv.create_revision, mod_revision=kv.mod_revision,
+                       version=kv.version, value=kv.value, lease=kv.lease)
 
 
 # --- static checks (before a request is queued) -------------------------------------------------

@@ -52,6 +52,9 @@ class WatchHub:
     def drop(self, watcher: "Watcher") -> None:
         self._live.discard(watcher)
 
+    def is_live(self, watcher: "Watcher") -> bool:
+        return watcher in self._live
+
     @property
     def watcher_count(self) -> int:
         return len(self._live)
@@ -92,13 +95,13 @@ class Watcher:
 
     @property
     def synced(self) -> bool:
-        return self in self.stream.hub._live and not self._backlog
+        return self.stream.hub.is_live(self) and not self._backlog
 
     async def run(self) -> None:
         hub = self.stream.hub
         try:
             while True:
-                if self not in hub._live:
+                if not hub.is_live(self):
                     if not await self._catch_up_page():
                         return
                     continue
