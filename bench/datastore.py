@@ -115,6 +115,47 @@ async def measure(endpoint: str, seconds: float) -> dict:
     return result
 
 
+def compaction_slices(endpoint_url: str, history: int = 50_000, keys: int = 500) -> dict:
+    """How long one background compaction slice holds the writer (in-process, on the storage layer)."""
+    from edgeplane.datastore.mvcc import WriteTxn
+    from edgeplane.datastore.services import COMPACTION_SLICE_REVISIONS
+    from edgeplane.datastore.sql import make_dialect, parse_endpoint, prepare_database
+
+    dialect = make_dialect(parse_endpoint(endpoint_url))
+    prepare_database(dialect, "bench")
+    conn = dialect.connect()
+
+    def in_txn(fn):
+        dialect.begin_write(conn)
+        txn = WriteTxn(conn, dialect, "bench")
+        result = fn(txn)
+        txn.finish()
+        conn.execute("COMMIT")
+        return result
+
+    def fill(txn: WriteTxn) -> None:
+        for i in range(1000):
+            key = f"/compact/{i % keys:05d}".encode()
+            txn.begin_request(False)
+            txn.put(key, VALUE, 0, txn.get(key))
+            txn.end_request(False)
+
+    for _ in range(history // 1000):
+        in_txn(fill)
+    in_txn(lambda txn: txn.compact(txn.revision - 1000))
+    slice_revisions = COMPACTION_SLICE_REVISIONS
+    timings = []
+    while True:
+        started = time.perf_counter()
+        more = in_txn(lambda txn: txn.compact_step(slice_revisions))
+        timings.append(time.perf_counter() - started)
+        if not more:
+            break
+    conn.close()
+    return {"slice_revisions": slice_revisions, "slices": len(timings),
+            "slice_p50_ms": percentile(timings, 0.5) * 1000, "slice_max_ms": max(timings) * 1000}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="duration of each put measurement")
@@ -134,6 +175,10 @@ def main() -> None:
                     results[kind] = asyncio.run(measure(server.endpoint, args.seconds))
                 finally:
                     server.stop()
+                if kind == "sqlite":
+                    results[kind]["compaction"] = compaction_slices(f"sqlite://{workdir / 'compact.db'}")
+                elif kind == "postgres":
+                    results[kind]["compaction"] = compaction_slices(postgres.create_database("compact"))
         finally:
             if postgres:
                 postgres.stop()
@@ -152,6 +197,11 @@ def report(results: dict[str, dict]) -> None:
     print("\n| backend | range 10k keys ms | watch p50 ms | watch p99 ms |\n|---|---|---|---|")
     for kind, result in results.items():
         print(f"| {kind} | {result['range_10k_ms']:.1f} | {result['watch_p50_ms']:.2f} | {result['watch_p99_ms']:.2f} |")
+    print("\n| backend | compaction slice (revisions) | slices | p50 ms | max ms |\n|---|---|---|---|---|")
+    for kind, result in results.items():
+        if "compaction" in result:
+            c = result["compaction"]
+            print(f"| {kind} | {c['slice_revisions']} | {c['slices']} | {c['slice_p50_ms']:.1f} | {c['slice_max_ms']:.1f} |")
     if "etcd" in results and "sqlite" in results:
         etcd = {r["clients"]: r for r in results["etcd"]["put"]}
         print("\n| clients | sqlite/etcd throughput | sqlite/etcd p99 |\n|---|---|---|")

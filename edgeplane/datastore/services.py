@@ -22,6 +22,7 @@ from edgeplane.datastore.watch import WatchHub, WatchStream
 REPORTED_VERSION = "3.5.21"  # >= 3.5.13, so kube-apiserver enables watch progress requests
 MAX_LEASE_TTL = 9_000_000_000
 MIN_LEASE_TTL = 2  # etcd's floor with default election settings
+COMPACTION_SLICE_REVISIONS = 250  # history deleted per write transaction: a few ms of writer time
 
 
 class Context:
@@ -262,7 +263,7 @@ class MaintenanceService(rpc.MaintenanceServicer):
 class Compactor:
     """Logical compaction is instant (a revision in ep_meta); physical deletion runs in slices."""
 
-    def __init__(self, engine: Engine, retention: str, slice_revisions: int = 1000) -> None:
+    def __init__(self, engine: Engine, retention: str, slice_revisions: int = COMPACTION_SLICE_REVISIONS) -> None:
         self.engine = engine
         self.retention = parse_retention(retention)
         self.slice_revisions = slice_revisions
