@@ -28,7 +28,7 @@ from edgeplane.agent.hardware import Inventory, check_minimums, failures, read_i
 from edgeplane.agent.hostid import derive_host_id
 from edgeplane.agent.hostroot import HostRoot
 from edgeplane.agent.installer import Installer, UpgradeRolledBack
-from edgeplane.agent.registration import load_credential, register
+from edgeplane.agent.registration import CREDENTIAL, load_credential, register
 from edgeplane.agent.schema import UserData
 from edgeplane.agent.slots import Slots, image_health_check
 from edgeplane.agent.spec import NodeSpec
@@ -43,6 +43,10 @@ APPLIED = "applied.json"
 STATUS = "status.json"
 OUTBOX = "outbox.jsonl"
 LONG_POLL = 30
+
+
+class CredentialRejected(RuntimeError):
+    """The console no longer accepts this host's credential (host deleted, credential revoked)."""
 
 
 class LocalModeNotBuilt(RuntimeError):
@@ -172,19 +176,32 @@ class Agent:
         if prepared.hardware_failures:
             self.event("hardware.below-minimum", "error", "; ".join(prepared.hardware_failures))
         payload = inventory_payload(prepared.inventory, prepared.node_ip)
-        credential = load_credential(self.root)
-        if credential is None:
-            tags = collect_tags(agent.site, self.root)
-            registered = register(self.client, self.root, agent.site, prepared.host_id, payload, self.say, tags=tags)
-            credential, self.interval = registered.credential, registered.heartbeat_interval
-        self.client.credential = credential
         beat = threading.Thread(target=self._heartbeat_loop, args=(prepared, payload), daemon=True,
                                 name="heartbeat")
-        beat.start()
         try:
-            self._spec_loop(prepared, installer)
+            while True:
+                self.client.credential = self._credential(prepared, payload)
+                if not beat.is_alive():
+                    beat.start()
+                try:
+                    self._spec_loop(prepared, installer)
+                    return
+                except CredentialRejected as exc:
+                    # deleted in the console (e.g. before a re-install) or revoked: register again
+                    self.say(f"console refused the host credential ({exc}); registering again")
+                    self.root.state(CREDENTIAL).unlink(missing_ok=True)
         finally:
             self.stop.set()
+
+    def _credential(self, prepared: Prepared, payload: dict[str, Any]) -> str:
+        assert self.client is not None
+        credential = load_credential(self.root)
+        if credential is None:
+            site = prepared.user_data.edgeplane.site
+            registered = register(self.client, self.root, site, prepared.host_id, payload, self.say,
+                                  tags=collect_tags(site, self.root))
+            credential, self.interval = registered.credential, registered.heartbeat_interval
+        return credential
 
     def _retry_cap(self) -> float:
         """Reconnect attempts never wait longer than two heartbeats (at most a minute)."""
@@ -242,6 +259,8 @@ class Agent:
                 spec = self.client.spec(prepared.host_id, after, LONG_POLL)
                 backoff.reset()
             except Exception as exc:  # noqa: BLE001 - disconnected: keep the node as it is, retry
+                if isinstance(exc, ConsoleError) and exc.status == 401:
+                    raise CredentialRejected(str(exc)) from None
                 delay = backoff.next_delay()
                 log.warning("spec poll failed (%s); retrying in %.1f s", exc, delay)
                 self.stop.wait(delay)

@@ -1,5 +1,6 @@
 """An agent keeps running through a console outage (the console process is stopped), keeps the
-node as it was, and on reconnection delivers the events it queued on disk meanwhile."""
+node as it was, and on reconnection delivers the events it queued on disk meanwhile; when the
+console later forgets the host (deleted by an operator) the agent registers again."""
 
 from __future__ import annotations
 
@@ -62,4 +63,8 @@ def test_agent_survives_an_outage_and_delivers_queued_events(parts: dict, tmp_pa
         e["kind"] for e in api.get("/v1/hosts/edge-outage/events").json()}, timeout=40)
     assert not outbox.exists()
     assert api.get("/v1/hosts/edge-outage").json()["status"] == "ready"
+    old_credential = agent.state("credential")
+    assert api.delete("/v1/hosts/edge-outage").status_code == 204
+    wait_for("registered again", lambda: api.get("/v1/hosts/edge-outage").json().get("status") == "ready", timeout=60)
+    assert agent.state("credential") not in ("", old_credential)
     api.close()
