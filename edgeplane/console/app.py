@@ -14,6 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from edgeplane.console import artifacts, auth, clusters, hosts, packstore, registration, schemas, tenancy
+from edgeplane.console.batching import HeartbeatWriter
 from edgeplane.console.db import POSTGRESQL, Database, Tx
 from edgeplane.console.errors import ApiError, not_found
 from edgeplane.console.hostids import DEFAULT_PREFIX
@@ -46,6 +47,7 @@ class Console:
         self.db.after_commit.append(self.waiters.wake)
         self.limiter = auth.FailureLimiter()
         self.listener: PostgresListener | None = None
+        self.heartbeats = HeartbeatWriter(self.db)
 
     def source(self, request: Request) -> str:
         return request.client.host if request.client else "unknown"
@@ -81,7 +83,7 @@ class Console:
         return self._guarded(source, call)
 
 
-def _credential_present(request: Request) -> None:
+async def _credential_present(request: Request) -> None:
     """Refuse a call without credentials before its body is even validated."""
     auth.bearer(request.headers.get("authorization"))
 
@@ -93,6 +95,7 @@ def create_app(config: ConsoleConfig) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         console.waiters.bind(asyncio.get_running_loop())
+        console.heartbeats.start()
         if console.db.dialect == POSTGRESQL:
             console.listener = PostgresListener(console.db.dsn, console.waiters)
             console.listener.start()
@@ -101,6 +104,7 @@ def create_app(config: ConsoleConfig) -> FastAPI:
         finally:
             if console.listener:
                 console.listener.stop()
+            console.heartbeats.stop()
             console.db.close()
 
     app = FastAPI(title="edgeplane console", version="1", lifespan=lifespan,
@@ -117,8 +121,8 @@ def create_app(config: ConsoleConfig) -> FastAPI:
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    _agent_routes(app, console)  # first: the hot paths match after fewer routes
     _operator_routes(app, console)
-    _agent_routes(app, console)
     return app
 
 
@@ -337,14 +341,16 @@ def _agent_routes(app: FastAPI, c: Console) -> None:
         return JSONResponse(outcome.body, status_code=outcome.status_code)
 
     @router.post("/v1/agent/hosts/{host_id}/heartbeat", tags=["agent"])
-    def heartbeat(host_id: str, body: schemas.HeartbeatIn, request: Request) -> dict[str, int]:
+    async def heartbeat(host_id: str, body: schemas.HeartbeatIn, request: Request) -> dict[str, int]:
         source = c.source(request)
-
-        def call() -> int:
-            credential = auth.bearer(request.headers.get("authorization"))
-            with c.db.transaction() as tx:
-                return hosts.heartbeat(tx, host_id, credential, body.model_dump(mode="json", exclude_none=True))
-        generation = c._guarded(source, call)
+        c.limiter.check(source)
+        credential = auth.bearer(request.headers.get("authorization"))
+        try:
+            generation = await c.heartbeats.submit(host_id, credential, body.model_dump(mode="json", exclude_none=True))
+        except ApiError as exc:
+            if exc.status == 401:
+                c.limiter.failed(source)
+            raise
         return {"spec_generation": generation, "heartbeat_interval": timing.heartbeat_interval_s}
 
     @router.get("/v1/agent/hosts/{host_id}/spec", tags=["agent"], responses={204: {}})
