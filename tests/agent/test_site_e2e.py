@@ -2,7 +2,8 @@
 
 Registration by token, by manual ID approval and by QR approval; a K3s cluster created on one host
 and scaled to three; an upgrade where one node's image health check fails and everything rolls
-back; ``kill -9`` of an agent in the middle of its install, restarted, resumes and converges.
+back; ``kill -9`` of an agent in the middle of its install, restarted, resumes and converges;
+the cluster deleted, every node reset.
 
 Where a distribution's installer would run, the agents run the lab installer
 (``edgeplane.agent.labhost.LAB_INSTALLER``), a fixture script that records its arguments: the real
@@ -188,3 +189,11 @@ def test_site_registration_cluster_scale_upgrade_rollback_and_crash_resume(site:
     assert first["slots"][first["active"]]["digest"] == v1 and first["slots"]["b"]["digest"] == v2
     wait_for("rollback event at the console", lambda: "upgrade.rolled-back" in [
         e["kind"] for e in site.ok("GET", f"/v1/hosts/{failing.host_id}/events")])
+
+    # --- deleting the cluster resets every node: Kubernetes configuration gone, hosts ready again
+    assert site.http.delete(cluster_url).status_code == 202
+    wait_for("cluster deleted", lambda: site.http.get(cluster_url).status_code == 404)
+    for agent in (auto, manual, qr):
+        assert site.host(agent.host_id)["status"] == "ready"
+        assert not (agent.root / "etc/rancher").exists()
+        assert "k3s-install.sh reset" in (agent.root / "var/log/installer-calls.log").read_text()
