@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import tempfile
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -167,9 +168,11 @@ def _operator_routes(app: FastAPI, c: Console) -> None:  # noqa: C901 - a flat l
 
     @router.get("/v1/audit", tags=["tenancy"])
     def audit_log(request: Request, limit: int = Query(200, ge=1, le=1000)) -> list[dict[str, Any]]:
-        return c.as_operator(request, "admin", lambda tx, op: tx.all(
-            "SELECT id, actor, action, object_type, object_id, detail, source, at FROM audit_log"
-            " WHERE tenant_id = ? ORDER BY id DESC LIMIT ?", (op.tenant_id, limit)))
+        def run(tx: Tx, op: auth.Operator) -> list[dict[str, Any]]:
+            rows = tx.all("SELECT id, actor, action, object_type, object_id, detail, source, at FROM audit_log"
+                          " WHERE tenant_id = ? ORDER BY id DESC LIMIT ?", (op.tenant_id, limit))
+            return [{**r, "detail": json.loads(r["detail"])} for r in rows]
+        return c.as_operator(request, "admin", run)
 
     @router.get("/v1/packs", tags=["packs"])
     def packs(request: Request, layer: schemas.LayerKind | None = None) -> list[dict[str, Any]]:

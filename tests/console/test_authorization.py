@@ -147,3 +147,4 @@ def test_audit_log_records_who_what_when_where(admin: Api) -> None:
     assert latest["object_type"] == "registration_token" and latest["source"] == "testclient" and latest["at"] > 0
     assert "eprt_" not in str(entries)  # the token value is never recorded
     assert [e["object_type"] for e in entries[:2]] == ["registration_token", "project"]
+    assert entries[1]["detail"] == {"name": "north"}
