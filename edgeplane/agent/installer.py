@@ -25,7 +25,7 @@ from edgeplane.agent.render.kubeadm import INSTALLER as KUBEADM_INSTALLER
 from edgeplane.agent.render.rancher import INSTALLERS as RANCHER_INSTALLERS
 from edgeplane.agent.schema import UserData
 from edgeplane.agent.slots import Slots, image_health_check
-from edgeplane.agent.spec import NodeSpec
+from edgeplane.agent.spec import Artifact, NodeSpec
 
 PROVIDER_IMAGE = "provider-image"
 WRITTEN = "written-files.json"
@@ -81,9 +81,7 @@ class Installer:
         return self.journal.run(plan_id, steps, lambda step, state: self.on_event(
             "install.step", "info", f"{plan_id}: {step} {state}"))
 
-    def _upgrade(self, spec: NodeSpec, image_artifact: object) -> None:
-        from edgeplane.agent.spec import Artifact
-        assert isinstance(image_artifact, Artifact)
+    def _upgrade(self, spec: NodeSpec, image_artifact: Artifact) -> None:
         os_layer = spec.profile.layer("os") if spec.profile else None
         version = f"{os_layer.pack}-{os_layer.version}" if os_layer else image_artifact.digest[7:19]
         version += f"+{image_artifact.digest[7:15]}"
@@ -107,7 +105,7 @@ class Installer:
         """Leave the cluster: the installers' own reset, then every file the agent wrote and the
         Kubernetes state directories (idempotent: missing files are fine)."""
         for installer in ALL_INSTALLERS:
-            if self.root.path(installer).exists() or self.root.is_real_host and Path(installer).exists():
+            if self.root.path(installer).exists():
                 run_host_command(self.root, [installer, "reset"])
         for path in self._written():
             self.root.path(path).unlink(missing_ok=True)

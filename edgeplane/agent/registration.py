@@ -4,8 +4,8 @@ as a PNG). While it is stuck the device writes and prints why (see ``diagnose``)
 
 from __future__ import annotations
 
+import io
 import json
-import logging
 import secrets
 import string
 import time
@@ -21,7 +21,6 @@ from edgeplane.agent.diagnose import Diagnosis, diagnose_exception, pending
 from edgeplane.agent.hostroot import HostRoot
 from edgeplane.agent.schema import Site
 
-log = logging.getLogger(__name__)
 Mode = Literal["auto", "manual", "qr"]
 CREDENTIAL = "credential"
 QR_STATE = "qr.json"
@@ -60,7 +59,6 @@ def render_qr(root: HostRoot, url: str) -> str:
     png = root.state(QR_PNG)
     png.parent.mkdir(parents=True, exist_ok=True)
     qr.save(str(png), scale=6, border=4)
-    import io
     buffer = io.StringIO()
     qr.terminal(out=buffer, compact=True)
     return buffer.getvalue()

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from edgeplane import __version__
 from edgeplane.agent.artifacts import ArtifactError, ArtifactStore, open_content_bundle
@@ -79,7 +80,6 @@ def node_ip(user_data: UserData, console_url: str | None) -> str:
         if nic.type == "static" and nic.ipAddress:
             return nic.ipAddress.split("/")[0]
     if console_url:
-        from urllib.parse import urlsplit
         host = urlsplit(console_url).hostname or "127.0.0.1"
         try:
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
