@@ -41,7 +41,7 @@ def run_host_command(root: HostRoot, argv: list[str], timeout: float = 1800) -> 
             log.write(shlex.join(argv) + "\n")
         return CommandResult(ran=False)
     env = dict(os.environ, EDGEPLANE_ROOT=str(root.root))
-    return _run([resolved, *argv[1:]], env, timeout)
+    return _run([resolved, *argv[1:]], env, timeout, shown=argv)
 
 
 def _skip_log(root: HostRoot) -> str:
@@ -59,9 +59,9 @@ def _resolve_in_root(root: HostRoot, program: str) -> str | None:
     return None
 
 
-def _run(argv: list[str], env: dict[str, str], timeout: float) -> CommandResult:
+def _run(argv: list[str], env: dict[str, str], timeout: float, shown: list[str] | None = None) -> CommandResult:
     proc = subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                           timeout=timeout, check=False)
-    if proc.returncode != 0:
-        raise CommandFailed(argv, proc.returncode, proc.stdout)
+    if proc.returncode != 0:  # report the command as the user-data or renderer wrote it
+        raise CommandFailed(shown or argv, proc.returncode, proc.stdout)
     return CommandResult(ran=True, output=proc.stdout)

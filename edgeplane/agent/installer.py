@@ -26,9 +26,11 @@ from edgeplane.agent.render.rancher import INSTALLERS as RANCHER_INSTALLERS
 from edgeplane.agent.schema import UserData
 from edgeplane.agent.slots import Slots, image_health_check
 from edgeplane.agent.spec import Artifact, NodeSpec
+from edgeplane.agent.stages import run_stage
 
 PROVIDER_IMAGE = "provider-image"
 WRITTEN = "written-files.json"
+AFTER_INSTALL_DONE = "after-install.done"
 KUBERNETES_STATE = ("/etc/rancher", "/var/lib/rancher", "/etc/kubernetes", "/var/lib/edgeplane/canonical",
                     "/var/lib/edgeplane/datastore", "/var/lib/edgeplane/twonode")
 ALL_INSTALLERS = (*RANCHER_INSTALLERS.values(), KUBEADM_INSTALLER, CANONICAL_INSTALLER)
@@ -67,6 +69,8 @@ class Installer:
         for index, argv in enumerate(rendered.commands):
             steps.append(Step(f"run {index}: {Path(argv[0]).name} {' '.join(argv[1:2])}".strip(),
                               lambda argv=argv: run_host_command(self.root, argv)))
+        if not self.root.state(AFTER_INSTALL_DONE).exists():
+            steps.append(Step("stage after-install", self._after_install))
         if rendered.warnings:
             steps.append(Step("report warnings", lambda: [self.on_event("config.warning", "warning", w)
                                                           for w in rendered.warnings]))
@@ -90,6 +94,8 @@ class Installer:
         running = state.slots[state.active]
         if running is None or running.digest != image_artifact.digest:  # the new image was refused
             raise UpgradeRolledBack(state.last_result)
+        if state.last_result.startswith("committed"):
+            run_stage("after-upgrade", self.user_data, self.root, self.on_event)
 
     def _write(self, rendered: Rendered) -> None:
         written = set(self._written())
@@ -100,6 +106,10 @@ class Installer:
 
     def _written(self) -> list[str]:
         return json.loads(self.root.read_text(f"/var/lib/edgeplane/agent/{WRITTEN}") or "[]")
+
+    def _after_install(self) -> None:
+        run_stage("after-install", self.user_data, self.root, self.on_event)
+        self.root.write_text(f"/var/lib/edgeplane/agent/{AFTER_INSTALL_DONE}", "done\n")
 
     def reset_kubernetes(self) -> None:
         """Leave the cluster: the installers' own reset, then every file the agent wrote and the
@@ -112,4 +122,6 @@ class Installer:
         for directory in KUBERNETES_STATE:
             shutil.rmtree(self.root.path(directory), ignore_errors=True)
         self.root.state(WRITTEN).unlink(missing_ok=True)
+        self.root.state(AFTER_INSTALL_DONE).unlink(missing_ok=True)
         self.on_event("reset.kubernetes", "info", "left the cluster: Kubernetes state removed")
+        run_stage("after-reset", self.user_data, self.root, self.on_event)

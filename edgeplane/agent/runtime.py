@@ -33,6 +33,7 @@ from edgeplane.agent.registration import CREDENTIAL, load_credential, register
 from edgeplane.agent.schema import UserData
 from edgeplane.agent.slots import Slots, image_health_check
 from edgeplane.agent.spec import NodeSpec
+from edgeplane.agent.stages import RECONCILE_EVERY_S, RECONCILE_FIRST_S, run_stage
 from edgeplane.agent.tags import collect_tags
 from edgeplane.agent.userdata import load_user_data
 
@@ -178,6 +179,7 @@ class Agent:
         payload = inventory_payload(prepared.inventory, prepared.node_ip)
         beat = threading.Thread(target=self._heartbeat_loop, args=(prepared, payload), daemon=True,
                                 name="heartbeat")
+        threading.Thread(target=self._reconcile_loop, args=(prepared,), daemon=True, name="reconcile").start()
         try:
             while True:
                 self.client.credential = self._credential(prepared, payload)
@@ -202,6 +204,13 @@ class Agent:
                                   tags=collect_tags(site, self.root))
             credential, self.interval = registered.credential, registered.heartbeat_interval
         return credential
+
+    def _reconcile_loop(self, prepared: Prepared) -> None:
+        """The ``reconcile`` stage: five minutes after start, then every hour."""
+        delay = RECONCILE_FIRST_S
+        while not self.stop.wait(delay):
+            run_stage("reconcile", prepared.user_data, self.root, self.event)
+            delay = RECONCILE_EVERY_S
 
     def _retry_cap(self) -> float:
         """Reconnect attempts never wait longer than two heartbeats (at most a minute)."""
