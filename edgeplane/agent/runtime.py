@@ -26,6 +26,7 @@ from edgeplane.agent.artifacts import ArtifactError, ArtifactStore, open_content
 from edgeplane.agent.backoff import Backoff
 from edgeplane.agent.client import ConsoleClient, ConsoleError
 from edgeplane.agent.hardware import Inventory, check_minimums, failures, read_inventory
+from edgeplane.agent.hostcmd import CommandFailed
 from edgeplane.agent.hostid import derive_host_id
 from edgeplane.agent.hostroot import HostRoot
 from edgeplane.agent.installer import Installer, UpgradeRolledBack
@@ -45,6 +46,7 @@ APPLIED = "applied.json"
 STATUS = "status.json"
 OUTBOX = "outbox.jsonl"
 LONG_POLL = 30
+INSTALLER_ATTEMPTS = 3
 
 
 class CredentialRejected(RuntimeError):
@@ -261,7 +263,7 @@ class Agent:
         backoff = Backoff(base=1.0, cap=self._retry_cap())
         last = self._saved_spec()
         if last is not None and self._applied().get("generation") != last.generation:
-            self._apply(prepared, installer, last)  # resume what a restart interrupted
+            last = self._converge(prepared, installer, last)  # resume what a restart interrupted
         while not self.stop.is_set():
             after = last.generation if last else 0
             try:
@@ -274,33 +276,58 @@ class Agent:
                 log.warning("spec poll failed (%s); retrying in %.1f s", exc, delay)
                 self.stop.wait(delay)
                 continue
-            if spec is None:
-                continue
-            self.root.write_text(f"/var/lib/edgeplane/agent/{SPEC}", spec.model_dump_json())
-            last = spec
-            self._apply(prepared, installer, spec)
+            if spec is not None:
+                last = self._converge(prepared, installer, spec)
 
-    def _apply(self, prepared: Prepared, installer: Installer, spec: NodeSpec) -> None:
+    def _converge(self, prepared: Prepared, installer: Installer, spec: NodeSpec) -> NodeSpec:
+        """Apply ``spec``, and any newer one that arrives while it is being retried; return the last."""
+        pending: NodeSpec | None = spec
+        while pending is not None:
+            self.root.write_text(f"/var/lib/edgeplane/agent/{SPEC}", pending.model_dump_json())
+            spec, pending = pending, self._apply(prepared, installer, pending)
+        return spec
+
+    def _apply(self, prepared: Prepared, installer: Installer, spec: NodeSpec) -> NodeSpec | None:
+        """Run the plan for ``spec``; return a newer spec that superseded it while retrying, if any."""
         if spec.action == "apply" and prepared.hardware_failures:
             self._set_applied(spec.generation, "failed", "hardware below minimum: " + "; ".join(prepared.hardware_failures))
-            return
+            return None
         self._set_applied(spec.generation, "applying", f"applying generation {spec.generation}", final=False)
         backoff = Backoff(base=2.0, cap=60.0)
+        attempt = 0
         while not self.stop.is_set():
+            attempt += 1
             try:
                 installer.apply(spec)
                 self._set_applied(spec.generation, "ready", "node converged" if spec.action != "none" else "no cluster")
-                return
-            except (ArtifactError, ConsoleError, OSError) as exc:  # transient: retry the same plan
+                return None
+            except UpgradeRolledBack as exc:  # the console rolls the cluster back
+                self._set_applied(spec.generation, "failed", str(exc))
+                return None
+            except (ArtifactError, ConsoleError, OSError, CommandFailed) as exc:
+                # transient (network, console, disk) or an installer that may succeed on a retry
+                if isinstance(exc, CommandFailed) and attempt >= INSTALLER_ATTEMPTS:
+                    self._set_applied(spec.generation, "failed", f"after {attempt} attempts: {exc}")
+                    return None
                 delay = backoff.next_delay()
                 self.event("install.retry", "warning", f"generation {spec.generation}: {exc}; retry in {delay:.0f} s")
                 self.stop.wait(delay)
-            except UpgradeRolledBack as exc:
-                self._set_applied(spec.generation, "failed", str(exc))
-                return
+                newer = self._newer_spec(spec)
+                if newer is not None:
+                    self.event("install.superseded", "info", f"generation {spec.generation} replaced by "
+                                                             f"{newer.generation} while retrying")
+                    return newer
             except Exception as exc:  # noqa: BLE001 - anything else fails this generation, reported
                 self._set_applied(spec.generation, "failed", f"{type(exc).__name__}: {exc}")
-                return
+                return None
+        return None
+
+    def _newer_spec(self, spec: NodeSpec) -> NodeSpec | None:
+        assert self.client is not None and self.host_id is not None
+        try:
+            return self.client.spec(self.host_id, spec.generation, 0)
+        except Exception:  # noqa: BLE001 - still offline: keep retrying the current one
+            return None
 
     # ------------------------------------------------------- applied state
     def _saved_spec(self) -> NodeSpec | None:
