@@ -67,13 +67,22 @@ class Prepared:
     node_ip: str
 
 
-def keep_original_user_data(root: HostRoot, builtin: Path, site: Path | None) -> tuple[str, str | None]:
-    """Copy the user-data to /oem on first start (what a factory reset goes back to); later starts
-    and resets read the copies, so the original survives whatever happens to the given files."""
-    if root.read_text(OEM_BUILTIN) is None:
-        root.write_text(OEM_BUILTIN, builtin.read_text(encoding="utf-8"), 0o600)
-        if site is not None:
-            root.write_text(OEM_SITE, site.read_text(encoding="utf-8"), 0o600)
+def keep_original_user_data(root: HostRoot, builtin: Path, site: Path | None,
+                            say: Callable[[str], None] = print) -> tuple[str, str | None]:
+    """Copy the user-data to /oem the first time each source is seen (the site user-data usually
+    arrives at a later boot than the built-in one); later starts and resets read the copies, so
+    the original survives whatever happens to the given files."""
+    sources = ((OEM_BUILTIN, builtin), (OEM_SITE, site))
+    for oem, given in sources:
+        if given is None:
+            continue
+        text = given.read_text(encoding="utf-8")
+        kept = root.read_text(oem)
+        if kept is None:
+            root.write_text(oem, text, 0o600)
+        elif kept != text:
+            say(f"note: {given} differs from the original kept in {oem}; the original is used "
+                f"(remove {root.path(oem)} to take the new one)")
     return root.read_text(OEM_BUILTIN) or "", root.read_text(OEM_SITE)
 
 
@@ -120,7 +129,7 @@ class Agent:
 
     # -------------------------------------------------------------- preparing
     def prepare(self) -> Prepared:
-        builtin, site = keep_original_user_data(self.root, self.user_data_path, self.site_path)
+        builtin, site = keep_original_user_data(self.root, self.user_data_path, self.site_path, self.say)
         user_data = load_user_data(builtin, site, builtin_source=str(self.user_data_path),
                                    site_source=str(self.site_path or "site-user-data"))
         host_id, how = derive_host_id(user_data.edgeplane.site, self.root)

@@ -72,3 +72,19 @@ def test_rollback_status_and_reset_keep_original_user_data(tmp_path: Path) -> No
     assert Slots(root).load().slots == {"a": Slots(root).load().slots["a"], "b": None}
     runner.invoke(app, [*args, "reset", "--factory"])
     assert not root.state("credential").exists() and root.read_text("/oem/90_custom.yaml")
+
+
+def test_site_user_data_arriving_later_is_kept_and_originals_win(tmp_path: Path) -> None:
+    root = HostRoot(tmp_path / "root")
+    builtin, site = tmp_path / "ud.yaml", tmp_path / "site.yaml"
+    builtin.write_text("#cloud-config\nedgeplane:\n  site:\n    name: edge-a\n")
+    site.write_text("#cloud-config\nedgeplane:\n  site:\n    name: edge-site\n")
+    notes: list[str] = []
+    assert keep_original_user_data(root, builtin, None, notes.append) == (builtin.read_text(), None)
+    # the site ISO is plugged in at a later boot: its user-data is kept from then on
+    assert keep_original_user_data(root, builtin, site, notes.append)[1] == site.read_text()
+    original = builtin.read_text()
+    builtin.write_text("#cloud-config\n")
+    assert keep_original_user_data(root, builtin, site, notes.append)[0] == original
+    assert notes == [f"note: {builtin} differs from the original kept in /oem/90_custom.yaml; the original is used "
+                     f"(remove {root.path('/oem/90_custom.yaml')} to take the new one)"]
