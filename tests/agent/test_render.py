@@ -237,3 +237,15 @@ def test_vip_skipped_when_asked_or_equal_to_node_ip() -> None:
         update={"vip": USER_DATA.edgeplane.vip.model_copy(update={"skip": True})})})
     out = render_node(NodeContext(spec("k3s"), skip, host_id="edge-1", node_ip="10.10.0.21"))
     assert not any("kube-vip" in p for p in out.files)
+
+
+def test_join_token_from_the_spec_is_used() -> None:
+    with_token = spec("k3s").model_copy(deep=True)
+    cluster = with_token.cluster.model_copy(update={"join_token": "ab" * 32})
+    with_token = with_token.model_copy(update={"cluster": cluster})
+    assert yaml.safe_load(render(with_token)["/etc/rancher/k3s/config.yaml"])["token"] == "ab" * 32
+    pxke = spec("pxk-e").model_copy(update={"cluster": spec("pxk-e").cluster.model_copy(update={"join_token": "cd" * 32})})
+    init = next(yaml.safe_load_all(render(pxke)["/etc/kubernetes/kubeadm-config.yaml"]))
+    fallback = next(yaml.safe_load_all(render(spec("pxk-e"))["/etc/kubernetes/kubeadm-config.yaml"]))
+    assert init["certificateKey"] == "cd" * 32
+    assert init["bootstrapTokens"][0]["token"] != fallback["bootstrapTokens"][0]["token"]
