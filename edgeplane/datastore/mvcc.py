@@ -79,7 +79,8 @@ class Reader:
             f"WHERE {current_where} AND mod_revision <= ? "
             "UNION ALL "
             "SELECT l.key, l.create_revision, l.revision, l.version, l.value, l.lease "
-            f"FROM (SELECT DISTINCT c.key AS key FROM ep_log c WHERE c.revision > ? AND {changed_where}) ch "
+            f"FROM (SELECT DISTINCT c.key AS key FROM {self.dialect.by_revision('c')} "
+            f"WHERE c.revision > ? AND {changed_where}) ch "
             "JOIN ep_log l ON l.key = ch.key AND l.revision = "
             "(SELECT MAX(x.revision) FROM ep_log x WHERE x.key = ch.key AND x.revision <= ?) "
             "WHERE l.deleted = 0"
@@ -135,7 +136,7 @@ class Reader:
         where, params = ("1 = 1", ()) if key_range is None else key_clause(key_range, "l.key")
         tail = f" LIMIT {int(limit)}" if limit > 0 else ""
         sql = (
-            f"SELECT {columns} FROM ep_log l{join} WHERE l.revision >= ? AND l.revision <= ? AND {where} "
+            f"SELECT {columns} FROM {self.dialect.by_revision('l')}{join} WHERE l.revision >= ? AND l.revision <= ? AND {where} "
             f"ORDER BY l.revision, l.seq{tail}"
         )
         return self._q(sql, (first, last, *params))

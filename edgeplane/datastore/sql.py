@@ -177,6 +177,10 @@ class Dialect:
     def lock_meta_suffix(self) -> str:
         return ""
 
+    def by_revision(self, alias: str) -> str:
+        """``ep_log AS alias``, read through the revision index (history since a revision)."""
+        return f"ep_log {alias}"
+
     def db_size(self, conn: Any) -> int:
         raise NotImplementedError
 
@@ -218,6 +222,11 @@ class SQLiteDialect(Dialect):
 
     def begin_write(self, conn: sqlite3.Connection) -> None:
         conn.execute("BEGIN IMMEDIATE")
+
+    def by_revision(self, alias: str) -> str:
+        # SQLite's planner may otherwise walk the whole key range of the history (all versions of
+        # every key), which grows with history; the revision index costs O(changes since).
+        return f"ep_log {alias} INDEXED BY ep_log_revision"
 
     def begin_read(self, conn: sqlite3.Connection) -> None:
         conn.execute("BEGIN")
