@@ -111,7 +111,7 @@ def reset(ctx: typer.Context,
           factory: bool = typer.Option(False, "--factory", help="Also forget host ID and registration.")) -> None:
     """Reset: leave Kubernetes, slots back to the factory image; the original user-data stays."""
     from edgeplane.agent.hostroot import HostRoot
-    from edgeplane.agent.runtime import factory_reset
+    from edgeplane.agent.reset import factory_reset
 
     removed = factory_reset(HostRoot(ctx.obj["root"]), keep_registration=not factory)
     typer.echo(f"reset done; removed agent state: {', '.join(removed) or 'nothing'}")

@@ -11,25 +11,23 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
-import socket
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-from edgeplane import __version__
 from edgeplane.agent.artifacts import ArtifactError, ArtifactStore, open_content_bundle
 from edgeplane.agent.backoff import Backoff
 from edgeplane.agent.client import ConsoleClient, ConsoleError
 from edgeplane.agent.hardware import Inventory, check_minimums, failures, read_inventory
 from edgeplane.agent.hostcmd import CommandFailed
 from edgeplane.agent.hostid import derive_host_id
+from edgeplane.agent.hostinfo import inventory_payload, node_ip
 from edgeplane.agent.hostroot import HostRoot
 from edgeplane.agent.installer import Installer, UpgradeRolledBack
+from edgeplane.agent.oem import keep_original_user_data
 from edgeplane.agent.registration import CREDENTIAL, load_credential, register
 from edgeplane.agent.schema import UserData
 from edgeplane.agent.slots import Slots, image_health_check
@@ -39,8 +37,6 @@ from edgeplane.agent.tags import collect_tags
 from edgeplane.agent.userdata import load_user_data
 
 log = logging.getLogger(__name__)
-OEM_BUILTIN = "/oem/90_custom.yaml"
-OEM_SITE = "/oem/user-data"
 SPEC = "spec.json"
 APPLIED = "applied.json"
 STATUS = "status.json"
@@ -65,51 +61,6 @@ class Prepared:
     inventory: Inventory
     hardware_failures: list[str]
     node_ip: str
-
-
-def keep_original_user_data(root: HostRoot, builtin: Path, site: Path | None,
-                            say: Callable[[str], None] = print) -> tuple[str, str | None]:
-    """Copy the user-data to /oem the first time each source is seen (the site user-data usually
-    arrives at a later boot than the built-in one); later starts and resets read the copies, so
-    the original survives whatever happens to the given files."""
-    sources = ((OEM_BUILTIN, builtin), (OEM_SITE, site))
-    for oem, given in sources:
-        if given is None:
-            continue
-        text = given.read_text(encoding="utf-8")
-        kept = root.read_text(oem)
-        if kept is None:
-            root.write_text(oem, text, 0o600)
-        elif kept != text:
-            say(f"note: {given} differs from the original kept in {oem}; the original is used "
-                f"(remove {root.path(oem)} to take the new one)")
-    return root.read_text(OEM_BUILTIN) or "", root.read_text(OEM_SITE)
-
-
-def node_ip(user_data: UserData, console_url: str | None) -> str:
-    """The static address from the user-data, else the source address of the route to the console."""
-    for nic in user_data.edgeplane.site.network.interfaces.values():
-        if nic.type == "static" and nic.ipAddress:
-            return nic.ipAddress.split("/")[0]
-    if console_url:
-        host = urlsplit(console_url).hostname or "127.0.0.1"
-        try:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-                probe.connect((host, 9))  # no packet is sent for UDP connect
-                return probe.getsockname()[0]
-        except OSError:
-            pass
-    return "127.0.0.1"
-
-
-def inventory_payload(inv: Inventory, ip: str) -> dict[str, Any]:
-    return {
-        "arch": inv.arch if inv.arch in ("amd64", "arm64") else None,
-        "cpu_cores": inv.cores, "cpu_model": inv.cpu_model, "memory_bytes": inv.memory_bytes,
-        "disks": [{"name": d.name, "size_bytes": d.size_bytes, "ssd": not d.rotational} for d in inv.disks],
-        "nics": [{"name": "primary", "ips": [f"{ip}/32"]}],
-        "agent_version": __version__,
-    }
 
 
 class Agent:
@@ -373,20 +324,3 @@ class Agent:
                 self.root.write_text(f"/var/lib/edgeplane/agent/{STATUS}", json.dumps(record))
 
 
-def factory_reset(root: HostRoot, keep_registration: bool = True) -> list[str]:
-    """Reset to factory: leave Kubernetes, slots back to the factory image, agent state wiped; the
-    original user-data in /oem always stays (and, by default, the host ID and credential, as the
-    reference's "Reset" boot entry keeps the registration)."""
-    keep = {"host-id", "credential"} if keep_registration else set()
-    installer = Installer(root, UserData(), "", "127.0.0.1", ArtifactStore(root), Slots(root), lambda *a: None)
-    installer.reset_kubernetes()
-    Slots(root).reset_to_factory()
-    state = root.path("/var/lib/edgeplane/agent")
-    removed = []
-    if state.is_dir():
-        for entry in state.iterdir():
-            if entry.name not in keep:
-                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
-                removed.append(entry.name)
-    shutil.rmtree(root.path("/var/lib/edgeplane/artifacts"), ignore_errors=True)
-    return sorted(removed)

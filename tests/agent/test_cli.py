@@ -9,7 +9,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from edgeplane.agent import HostRoot, write_lab_host
-from edgeplane.agent.runtime import keep_original_user_data
+from edgeplane.agent.oem import keep_original_user_data
 from edgeplane.agent.slots import Slots, image_health_check
 from edgeplane.cli import app
 
