@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import tempfile
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -18,6 +19,7 @@ from edgeplane.console import artifacts, auth, clusters, hosts, packstore, regis
 from edgeplane.console.batching import HeartbeatWriter
 from edgeplane.console.db import POSTGRESQL, Database, Tx
 from edgeplane.console.errors import ApiError, not_found
+from edgeplane.console.fastpath import HeartbeatFastPath
 from edgeplane.console.hostids import DEFAULT_PREFIX
 from edgeplane.console.notify import PostgresListener, SpecWaiters
 
@@ -53,7 +55,7 @@ class Console:
     def source(self, request: Request) -> str:
         return request.client.host if request.client else "unknown"
 
-    def _guarded(self, source: str, fn: Callable[[], T]) -> T:
+    def guarded(self, source: str, fn: Callable[[], T]) -> T:
         self.limiter.check(source)
         try:
             return fn()
@@ -72,7 +74,7 @@ class Console:
                 op = auth.operator_from_key(tx, key, source)
                 op.require(role)
                 return fn(tx, op)
-        return self._guarded(source, call)
+        return self.guarded(source, call)
 
     def as_host(self, request: Request, host_id: str, fn: Callable[[Tx, auth.Host], T], *, write: bool = True) -> T:
         source = self.source(request)
@@ -81,7 +83,7 @@ class Console:
             credential = auth.bearer(request.headers.get("authorization"))
             with self.db.transaction(write=write) as tx:
                 return fn(tx, auth.host_from_credential(tx, credential, host_id, source))
-        return self._guarded(source, call)
+        return self.guarded(source, call)
 
 
 async def _credential_present(request: Request) -> None:
@@ -118,12 +120,25 @@ def create_app(config: ConsoleConfig) -> FastAPI:
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
 
+    async def _integrity(request: Request, exc: Exception) -> JSONResponse:
+        # Two requests racing to create the same name or host ID: the loser's transaction was
+        # rolled back by the unique constraint; tell it so instead of answering 500.
+        return JSONResponse(ApiError(409, ["body"], "conflicts with a concurrent change; retry", "conflict").body(),
+                            status_code=409)
+
+    app.add_exception_handler(sqlite3.IntegrityError, _integrity)
+    if console.db.dialect == POSTGRESQL:
+        import psycopg
+
+        app.add_exception_handler(psycopg.IntegrityError, _integrity)
+
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
     _agent_routes(app, console)  # first: the hot paths match after fewer routes
     _operator_routes(app, console)
+    app.add_middleware(HeartbeatFastPath, console=console)
     return app
 
 
@@ -340,7 +355,7 @@ def _agent_routes(app: FastAPI, c: Console) -> None:
                     tx, body.model_dump(mode="json", exclude_none=True), source=source,
                     prefix=c.config.host_id_prefix, base_url=c.config.public_url or str(request.base_url),
                     timing=timing)
-        outcome = c._guarded(source, call)
+        outcome = c.guarded(source, call)
         return JSONResponse(outcome.body, status_code=outcome.status_code)
 
     @router.post("/v1/agent/hosts/{host_id}/heartbeat", tags=["agent"])
@@ -404,7 +419,7 @@ def _agent_routes(app: FastAPI, c: Console) -> None:
             with c.db.transaction(write=False) as tx:
                 host = auth.host_from_credential(tx, credential, None, source)
                 return artifacts.size_of(tx, host.tenant_id, digest)
-        size = c._guarded(source, call)
+        size = c.guarded(source, call)
         return StreamingResponse(artifacts.chunks(c.db, digest), media_type="application/octet-stream",
                                  headers={"Content-Length": str(size), "X-Content-SHA256": digest.split(":", 1)[1]})
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import secrets
 from typing import Any
 
 from edgeplane.console import audit, hosts, keys, packstore, profiles, tenancy
@@ -17,7 +18,6 @@ from edgeplane.console.db import Tx, dumps, now_ms
 from edgeplane.console.errors import conflict, invalid, not_found
 
 CP, WORKER, LEAVING = "control-plane", "worker", "leaving"
-RECONFIGURABLE = ("proxy", "ca_certs", "ntp_servers", "ssh_keys")
 
 
 # ----------------------------------------------------------------------------------- validation
@@ -111,7 +111,7 @@ def _check_ssh_keys(ssh_keys: list[str]) -> None:
     for i, key in enumerate(ssh_keys):
         try:
             load_ssh_public_key(key.strip().encode())
-        except (ValueError, Exception) as exc:  # cryptography raises several types for bad input
+        except Exception as exc:  # noqa: BLE001 - cryptography raises several types for bad input
             raise invalid(("body", "ssh_keys", i), f"not an OpenSSH public key ({type(exc).__name__})") from None
 
 
@@ -122,7 +122,10 @@ def _settings(body: dict[str, Any], endpoint: dict[str, Any]) -> dict[str, Any]:
             "proxy": body.get("proxy") or {"http_proxy": None, "https_proxy": None, "no_proxy": None},
             "ca_certs": body.get("ca_certs") or [], "ntp_servers": body.get("ntp_servers") or [],
             "ssh_keys": body.get("ssh_keys") or [], "management_mode": body["management_mode"],
-            "bootstrap_host": body["control_plane"][0]}
+            "bootstrap_host": body["control_plane"][0],
+            # The secret nodes join with (K3s/RKE2 token, kubeadm bootstrap token): served only in
+            # members' node specs, never in cluster views or the audit log.
+            "join_token": secrets.token_hex(32)}
 
 
 # ----------------------------------------------------------------------------------- node specs
@@ -156,7 +159,7 @@ def _node_spec(cluster: dict, host: dict, members: list[dict], profile: tuple[di
             "distribution": dist["name"], "kubernetes_version": dist["version"],
             "endpoint": settings["endpoint"], "overlay_cidr": settings["overlay_cidr"], "proxy": settings["proxy"],
             "ca_certs": settings["ca_certs"], "ntp_servers": settings["ntp_servers"], "ssh_keys": settings["ssh_keys"],
-            "management_mode": settings["management_mode"],
+            "management_mode": settings["management_mode"], "join_token": settings["join_token"],
             "control_plane": pools[CP], "workers": pools[WORKER],
         },
         "profile": block, "artifacts": artifacts,
@@ -216,6 +219,7 @@ def view(tx: Tx, cluster: dict, timing: hosts.Timing) -> dict[str, Any]:
     members = _members(tx, cluster["id"])
     settings = json.loads(cluster["settings"])
     settings.pop("bootstrap_host", None)
+    settings.pop("join_token", None)
     return {
         "id": cluster["id"], "name": cluster["name"], "project_id": cluster["project_id"],
         "profile_id": cluster["profile_id"], "datastore": cluster["datastore"], "generation": cluster["generation"],
@@ -477,7 +481,6 @@ def delete(tx: Tx, op: Operator, cluster_id: str, *, force: bool, timing: hosts.
 def _remove(tx: Tx, cluster: dict, why: str) -> None:
     audit.event(tx, tenant_id=cluster["tenant_id"], cluster_id=cluster["id"], kind="cluster.deleted", message=why)
     tx.execute("DELETE FROM clusters WHERE id = ?", (cluster["id"],))
-    return None
 
 
 def on_host_report(tx: Tx, host: dict, timing: hosts.Timing) -> None:

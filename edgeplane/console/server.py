@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -42,7 +43,7 @@ def serve(config: ConsoleConfig, host: str, port: int, *, log_level: str = "info
                 timeout_graceful_shutdown=5)
 
 
-def _wait_healthy(url: str, timeout: float, alive: callable) -> None:
+def _wait_healthy(url: str, timeout: float, alive: Callable[[], bool]) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not alive():

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import httpx
+import pytest
 
 from edgeplane.console import ConsoleProcess
 from tests.support.ports import free_port
@@ -35,3 +36,18 @@ def test_bad_options_are_named(tmp_path) -> None:
     bad_listen = subprocess.run([*CLI, "--listen", "nowhere", "--db", f"sqlite:///{tmp_path / 'x.db'}"],
                                 capture_output=True, text=True)
     assert bad_listen.returncode == 2 and "--listen: expected HOST:PORT" in bad_listen.stderr
+
+
+def test_threaded_console_for_the_lab(tmp_path) -> None:
+    from edgeplane.console import ConsoleConfig, ThreadedConsole, create_admin_key
+
+    db = f"sqlite:///{tmp_path / 'lab.db'}"
+    key = create_admin_key(db, tenant="lab", user="lab-admin")
+    console = ThreadedConsole(ConsoleConfig(db_url=db)).start()
+    try:
+        who = httpx.get(f"{console.url}/v1/whoami", headers={"Authorization": f"Bearer {key}"}).json()
+        assert who["user"] == "lab-admin"
+    finally:
+        console.stop()
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{console.url}/healthz")

@@ -20,6 +20,8 @@ def test_create_runs_when_every_node_reports_ready(admin: Api) -> None:
     assert [s["cluster"]["role"] for s in specs] == ["control-plane"] * 3 + ["worker"]
     assert [s["cluster"]["bootstrap"] for s in specs] == [True, False, False, False]
     assert specs[0]["cluster"]["distribution"] == "k3s"
+    tokens = {s["cluster"]["join_token"] for s in specs}
+    assert len(tokens) == 1 and len(tokens.pop()) == 64 and "join_token" not in cluster
     k8s = specs[0]["profile"]["layers"][1]["values"]["cluster"]["config"]
     assert "metrics-server" in k8s["disable"] and k8s["flannel-backend"] == "none"
     assert {h["status"] for h in admin.ok("GET", "/v1/hosts")} == {"in-use"}
