@@ -27,11 +27,20 @@ def node_ip(user_data: UserData, console_url: str | None) -> str:
     return "127.0.0.1"
 
 
-def inventory_payload(inv: Inventory, ip: str) -> dict[str, Any]:
+def primary_nic(user_data: UserData, ip: str) -> dict[str, Any]:
+    """The NIC carrying the node IP: the static interface of the user-data when it is one (with its
+    prefix length), else an unnamed ``primary`` with a host route."""
+    for name, nic in sorted(user_data.edgeplane.site.network.interfaces.items()):
+        if nic.type == "static" and nic.ipAddress and nic.ipAddress.split("/")[0] == ip:
+            return {"name": name, "ips": [f"{ip}/{nic.prefix_length()}"]}
+    return {"name": "primary", "ips": [f"{ip}/32"]}
+
+
+def inventory_payload(inv: Inventory, nic: dict[str, Any]) -> dict[str, Any]:
     return {
         "arch": inv.arch if inv.arch in ("amd64", "arm64") else None,
         "cpu_cores": inv.cores, "cpu_model": inv.cpu_model, "memory_bytes": inv.memory_bytes,
         "disks": [{"name": d.name, "size_bytes": d.size_bytes, "ssd": not d.rotational} for d in inv.disks],
-        "nics": [{"name": "primary", "ips": [f"{ip}/32"]}],
+        "nics": [nic],
         "agent_version": __version__,
     }

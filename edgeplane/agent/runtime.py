@@ -24,7 +24,7 @@ from edgeplane.agent.client import ConsoleClient, ConsoleError
 from edgeplane.agent.hardware import Inventory, check_minimums, failures, read_inventory
 from edgeplane.agent.hostcmd import CommandFailed
 from edgeplane.agent.hostid import derive_host_id
-from edgeplane.agent.hostinfo import inventory_payload, node_ip
+from edgeplane.agent.hostinfo import inventory_payload, node_ip, primary_nic
 from edgeplane.agent.hostroot import HostRoot
 from edgeplane.agent.installer import Installer, UpgradeRolledBack
 from edgeplane.agent.oem import keep_original_user_data
@@ -138,7 +138,7 @@ class Agent:
         installer.slots.resume(image_health_check(self.root))
         if prepared.hardware_failures:
             self.event("hardware.below-minimum", "error", "; ".join(prepared.hardware_failures))
-        payload = inventory_payload(prepared.inventory, prepared.node_ip)
+        payload = inventory_payload(prepared.inventory, primary_nic(prepared.user_data, prepared.node_ip))
         beat = threading.Thread(target=self._heartbeat_loop, args=(prepared, payload), daemon=True,
                                 name="heartbeat")
         threading.Thread(target=self._reconcile_loop, args=(prepared,), daemon=True, name="reconcile").start()
@@ -259,7 +259,8 @@ class Agent:
             attempt += 1
             try:
                 installer.apply(spec)
-                self._set_applied(spec.generation, "ready", "node converged" if spec.action != "none" else "no cluster")
+                self._set_applied(spec.generation, "ready", "node converged" if spec.action != "none" else "no cluster",
+                                  kubernetes=_installed(spec))
                 return None
             except UpgradeRolledBack as exc:  # the console rolls the cluster back
                 self._set_applied(spec.generation, "failed", str(exc))
@@ -298,13 +299,16 @@ class Agent:
         """The last generation finished (ready or failed), what the heartbeat reports."""
         return json.loads(self.root.read_text(f"/var/lib/edgeplane/agent/{APPLIED}") or "{}")
 
-    def _set_applied(self, generation: int, phase: str, message: str, final: bool = True) -> None:
+    def _set_applied(self, generation: int, phase: str, message: str, final: bool = True,
+                     kubernetes: dict[str, Any] | None = None) -> None:
         with self.status_lock:
             if final:
                 self.root.write_text(f"/var/lib/edgeplane/agent/{APPLIED}",
                                      json.dumps({"generation": generation, "phase": phase, "message": message}))
-            self.root.write_text(f"/var/lib/edgeplane/agent/{STATUS}", json.dumps({"sent": False, "body": {
-                "observed_generation": generation, "phase": phase, "message": message[:2000]}}))
+            body: dict[str, Any] = {"observed_generation": generation, "phase": phase, "message": message[:2000]}
+            if kubernetes:
+                body["kubernetes"] = kubernetes
+            self.root.write_text(f"/var/lib/edgeplane/agent/{STATUS}", json.dumps({"sent": False, "body": body}))
         self.event(f"install.{phase}", "error" if phase == "failed" else "info", message)
         self.say(f"generation {generation}: {phase}: {message}")
         try:
@@ -324,3 +328,9 @@ class Agent:
                 self.root.write_text(f"/var/lib/edgeplane/agent/{STATUS}", json.dumps(record))
 
 
+def _installed(spec: NodeSpec) -> dict[str, Any] | None:
+    """What the finished plan installed (node readiness is not known: no Kubernetes API check yet)."""
+    if spec.action != "apply" or spec.cluster is None:
+        return None
+    return {"version": spec.cluster.kubernetes_version, "role": spec.cluster.role,
+            "distribution": spec.cluster.distribution}

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from edgeplane.agent import HostRoot, write_lab_host
 from edgeplane.agent.oem import keep_original_user_data
 from edgeplane.agent.slots import Slots, image_health_check
+from edgeplane.agent.userdata import validate_user_data
 from edgeplane.cli import app
 
 runner = CliRunner()
@@ -88,3 +89,12 @@ def test_site_user_data_arriving_later_is_kept_and_originals_win(tmp_path: Path)
     assert keep_original_user_data(root, builtin, site, notes.append)[0] == original
     assert notes == [f"note: {builtin} differs from the original kept in /oem/90_custom.yaml; the original is used "
                      f"(remove {root.path('/oem/90_custom.yaml')} to take the new one)"]
+
+
+def test_inventory_names_the_static_nic() -> None:
+    from edgeplane.agent.hostinfo import primary_nic
+
+    ud = validate_user_data("#cloud-config\nedgeplane:\n  site:\n    network:\n      interfaces:\n"
+                            "        enp1s0: {type: static, ipAddress: 10.1.2.3/24, gateway: 10.1.2.1}\n")
+    assert primary_nic(ud, "10.1.2.3") == {"name": "enp1s0", "ips": ["10.1.2.3/24"]}
+    assert primary_nic(ud, "127.0.0.1") == {"name": "primary", "ips": ["127.0.0.1/32"]}

@@ -25,5 +25,6 @@ def test_failing_installer_is_retried_then_reported(site: Site) -> None:
     assert host["phase_message"].startswith("after 3 attempts: /opt/edgeplane/installers/k3s-install.sh --k3s-version")
     assert host["phase_message"].endswith("exited 1: disk full")
     assert len((agent.root / "attempts").read_text().splitlines()) == 3
-    kinds = [e["kind"] for e in site.ok("GET", "/v1/hosts/edge-broken/events")]
-    assert kinds.count("install.retry") == 2
+    # events follow the status report: wait for them rather than race them
+    wait_for("both retry events", lambda: [e["kind"] for e in site.ok("GET", "/v1/hosts/edge-broken/events")
+                                           ].count("install.retry") == 2)

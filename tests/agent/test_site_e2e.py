@@ -92,6 +92,8 @@ def test_site_registration_cluster_scale_upgrade_rollback_and_crash_resume(site:
     config = (auto.root / "etc/rancher/k3s/config.yaml").read_text()
     assert "datastore-endpoint: http://127.0.0.1:2379" in config and "flannel-backend: none" in config
     assert "k3s-install.sh --k3s-version 1.30.14 --role server" in (auto.root / "var/log/installer-calls.log").read_text()
+    assert site.host("edge-auto")["kubernetes"] == {"version": "1.30.14", "role": "control-plane",
+                                                     "distribution": "k3s"}
     slots = json.loads((auto.root / "boot/edgeplane/state.json").read_text())
     assert slots["slots"]["a"]["digest"] == v1
 
