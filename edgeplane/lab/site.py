@@ -59,8 +59,14 @@ class LabSite:
         host, port = parse_host_port(self.listen, option="--listen")
         db_url = f"sqlite:///{self.directory / 'console.db'}"
         self.admin_key = create_admin_key(db_url)
-        self.console = ConsoleProcess(db_url, port, host=host, log_path=self.directory / "console.log", extra_args=[
-            "--heartbeat-interval", "5", "--public-url", f"http://{host}:{port}"]).start()
+        console = ConsoleProcess(db_url, port, host=host, log_path=self.directory / "console.log", extra_args=[
+            "--heartbeat-interval", "5", "--public-url", f"http://{host}:{port}"])
+        try:
+            self.console = console.start()
+        except (RuntimeError, TimeoutError) as exc:
+            console.stop()
+            raise LabError(f"the console did not start on {self.listen} ({exc}); is the port taken? "
+                           f"try another --listen address; see {self.directory / 'console.log'}") from None
         self.http = httpx.Client(base_url=self.console.url, headers={"Authorization": f"Bearer {self.admin_key}"},
                                  timeout=30)
 
