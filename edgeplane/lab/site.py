@@ -142,6 +142,9 @@ class LabSite:
         self.say(f"  try:          curl -H 'Authorization: Bearer {self.admin_key}' {self.console.url}/v1/hosts")
         for name, agent in self.agents.items():
             self.say(f"  host {name:7s} {agent.host_id}  root {agent.root}")
+        self.say("  note: the hosts are simulated and their K3s installer is the lab installer, which records")
+        self.say("        its arguments (ROOT/var/log/installer-calls.log); the rendered configuration is in")
+        self.say("        ROOT/etc/rancher/k3s; no Kubernetes processes run in the lab.")
         self.say("  Ctrl-C stops the console and the agents.")
 
     # ---------------------------------------------------------------- helpers
