@@ -83,6 +83,8 @@ class Agent:
         builtin, site = keep_original_user_data(self.root, self.user_data_path, self.site_path, self.say)
         user_data = load_user_data(builtin, site, builtin_source=str(self.user_data_path),
                                    site_source=str(self.site_path or "site-user-data"))
+        if user_data.edgeplane.debug or user_data.edgeplane.trace:
+            logging.getLogger("edgeplane").setLevel(logging.DEBUG)
         host_id, how = derive_host_id(user_data.edgeplane.site, self.root)
         inventory = read_inventory(self.root)
         findings = check_minimums(inventory)

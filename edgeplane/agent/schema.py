@@ -159,6 +159,10 @@ class User(Strict):
         return keys
 
 
+class RemoteShell(Strict):
+    disable: bool = False
+
+
 class Site(Strict):
     name: str | None = None
     prefix: str = "edge"
@@ -182,6 +186,7 @@ class Site(Strict):
     caCerts: list[Pem] = Field(default_factory=list)
     ntpServers: list[str] = Field(default_factory=list)
     users: list[User] = Field(default_factory=list)
+    remoteShell: RemoteShell = Field(default_factory=RemoteShell)
 
     @field_validator("prefix")
     @classmethod
@@ -263,8 +268,21 @@ class ExternalRegistries(Strict):
         return self
 
 
+class LocalUILogin(Strict):
+    disableRateLimiting: bool = False
+    attemptsBeforeExponentialDelayStarts: int = Field(3, ge=0)
+    maxFailedAttemptsBeforeLockout: int = Field(5, ge=1)
+    lockoutDurationInMinutes: int = Field(15, ge=1)
+
+
 class LocalUI(Strict):
     port: int = Field(5080, ge=1, le=65535)
+    login: LocalUILogin = Field(default_factory=LocalUILogin)
+
+
+class ImageRedirectWebhook(Strict):
+    enable: bool = True
+    port: int = Field(0, ge=0, le=65535)
 
 
 class Vip(Strict):
@@ -272,20 +290,36 @@ class Vip(Strict):
 
 
 class Agent(Strict):
-    """The ``edgeplane:`` section (the reference system's ``stylus:``)."""
+    """The ``edgeplane:`` section (the reference system's ``stylus:``).
+
+    Every documented key is accepted; the ones only other parts act on (Local UI, TUI, webhook,
+    remote shell) are validated here and carried for them.
+    """
 
     debug: bool = False
     trace: bool = False
     managementMode: Literal["central", "local"] = "central"
+    installationMode: Literal["connected", "airgap"] | None = None  # the deprecated name of managementMode
     enableMultiNode: bool = False
     disableTui: bool = False
     featureGate: str = ""
+    disablePasswordUpdate: bool = False
+    includeTui: bool = False  # deprecated in the reference system (the TUI is always on); accepted
     path: str = "/"
+    imageRedirectWebhook: ImageRedirectWebhook = Field(default_factory=ImageRedirectWebhook)
     site: Site = Field(default_factory=Site)
     registryCredentials: RegistryCredentials | None = None
     externalRegistries: ExternalRegistries | None = None
     localUI: LocalUI = Field(default_factory=LocalUI)
     vip: Vip = Field(default_factory=Vip)
+
+
+    @model_validator(mode="after")
+    def _deprecated_mode(self) -> Agent:
+        if self.installationMode is not None and "managementMode" not in self.model_fields_set:
+            mode = "central" if self.installationMode == "connected" else "local"
+            object.__setattr__(self, "managementMode", mode)
+        return self
 
 
 class Partition(Strict):

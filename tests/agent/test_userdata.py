@@ -206,3 +206,21 @@ def test_builtin_errors_are_reported_even_when_site_overrides() -> None:
     with pytest.raises(UserDataError) as caught:
         load_user_data(bad, SITE)
     assert str(caught.value.problems[0]).startswith("user-data:6: edgeplane.site.tagz: unknown field")
+
+
+def test_every_documented_key_is_accepted_and_the_old_mode_name_maps() -> None:
+    ud = validate_user_data("""#cloud-config
+edgeplane:
+  installationMode: airgap
+  disablePasswordUpdate: true
+  includeTui: true
+  imageRedirectWebhook: {enable: false, port: 8443}
+  localUI: {port: 5080, login: {maxFailedAttemptsBeforeLockout: 3, lockoutDurationInMinutes: 30}}
+  site:
+    remoteShell: {disable: true}
+""")
+    assert ud.edgeplane.managementMode == "local"
+    assert ud.edgeplane.localUI.login.maxFailedAttemptsBeforeLockout == 3
+    assert ud.edgeplane.site.remoteShell.disable and not ud.edgeplane.imageRedirectWebhook.enable
+    both = validate_user_data("#cloud-config\nedgeplane:\n  installationMode: airgap\n  managementMode: central\n")
+    assert both.edgeplane.managementMode == "central"  # the current name wins
