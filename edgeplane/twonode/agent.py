@@ -93,7 +93,7 @@ class NodeAgent:
 
     def status(self) -> dict:
         with self.lock:
-            obs, memory = self._obs, self.memory
+            obs, memory, last = self._obs, self.memory, self._last
         pg_role = obs.pg_role if obs else None
         peer = obs.peer if obs else None
         exports = sorted(str(p) for p in self.export_dir.glob("split-writes-*.json"))
@@ -107,8 +107,7 @@ class NodeAgent:
             "fenced": bool(obs and obs.fenced),
             "paused": self.paused(),
             "epoch": self._epoch,
-            "last_change": {"revision": self._last.revision, "timestamp": self._last.timestamp,
-                            "node": self._last.node},
+            "last_change": {"revision": last.revision, "timestamp": last.timestamp, "node": last.node},
             "peer": {
                 "name": self.config.peer.name,
                 "healthy": memory.failures == 0,
@@ -203,6 +202,9 @@ class NodeAgent:
                 self._error = f"{type(action).__name__}: {exc}"
                 self._event("error", self._error)
                 break
+            # Status reports what we just did, not what the tick started from.
+            with self.lock:
+                self._obs = _after(self._obs, action)
         if obs.has_data and (obs.pg_role or (obs.peer and obs.peer.pg_role == "primary")):
             self.datastore.ensure()
         return decision
@@ -224,6 +226,11 @@ class NodeAgent:
             if action.on:
                 time.sleep(0.1)  # let the postmaster apply SIGHUP so new sessions start read-only
                 self.pg.terminate_clients()
+                # Reported as fenced from now on, so the change reported with it must be the
+                # frozen one: a write may have committed since this tick observed.
+                latest = store.latest_change(self.local_dsn())
+                with self.lock:
+                    self._last = latest
         elif isinstance(action, Resync):
             self._resync(action.export_split_writes)
         else:
@@ -253,6 +260,8 @@ class NodeAgent:
     def _promote(self, floor: int) -> None:
         started = time.monotonic()
         self.pg.promote()
+        with self.lock:  # we lead from here on: the old datastore may already reconnect to us
+            self._obs = _after(self._obs, Promote(floor))
         self.pg.write_dynamic(Dynamic())
         self.pg.reload()
         self.pg.checkpoint()
@@ -275,6 +284,9 @@ class NodeAgent:
         self.pg.clone_from(host, port, self.config.name)
         self.pg.write_static_config(self._peer_hosts())
         self.pg.start()
+        # The database under the datastore was replaced: drop its caches and watch position.
+        if export:
+            self.datastore.restart()
         self._event("resynced", f"now following {self.config.peer.name}")
 
     # -- running -------------------------------------------------------------------------
@@ -294,6 +306,19 @@ class NodeAgent:
         self.link.close()
         self.datastore.stop()
         self.pg.stop("fast")
+
+
+def _after(obs: Observation, action: Action) -> Observation:
+    """The observation as it stands once ``action`` has succeeded."""
+    if isinstance(action, Promote):
+        return replace(obs, pg_role="primary", receiving=False)
+    if isinstance(action, Resync):
+        return replace(obs, pg_role="standby", fenced=False, has_data=True, receiving=False)
+    if isinstance(action, Fence):
+        return replace(obs, fenced=action.on)
+    if isinstance(action, SetSync):
+        return replace(obs, sync_on=action.on)
+    return obs
 
 
 def run_node(config: NodeConfig) -> None:

@@ -112,7 +112,7 @@ class Lab:
             roles = sorted(s.get("role", "") for s in statuses.values())
             if roles == ["follower", "leader"] and all(
                     s["replication"]["streaming"] and s["pids"]["datastore"] and s["pids"]["postgres"]
-                    for s in statuses.values()):
+                    and _accepting(self.endpoint(name)) for name, s in statuses.items()):
                 return statuses
             if time.monotonic() > deadline:
                 raise TimeoutError(f"two-node lab not ready after {timeout:.0f}s: {json.dumps(statuses)[:2000]}")
@@ -141,6 +141,17 @@ class Lab:
             except subprocess.TimeoutExpired:
                 os.killpg(agent.pid, signal.SIGKILL)
                 agent.wait()
+
+
+def _accepting(address: str) -> bool:
+    import socket
+
+    host, port = parse_host_port(address, option="endpoint")
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 def run_lab(directory: Path) -> None:

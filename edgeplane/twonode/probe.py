@@ -50,11 +50,15 @@ class PeerLink:
         self.pg_host, self.pg_port = parse_host_port(postgres, option="peer.postgres")
         self.timeout = timeout
         self._http = httpx.Client(timeout=httpx.Timeout(timeout), headers={"Authorization": f"Bearer {token}"})
-        self._pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix="probe")
+        # One pool per channel: checks of a hung peer may outlive their tick (psycopg's connect
+        # timeout is at least 2 s) and must not delay the other channels.
+        self._pools = {kind: ThreadPoolExecutor(max_workers=4, thread_name_prefix=f"probe-{kind}")
+                       for kind in ("pull", "push", "pg")}
 
     def close(self) -> None:
         self._http.close()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        for pool in self._pools.values():
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def pull(self) -> PeerStatus | None:
         try:
@@ -85,17 +89,17 @@ class PeerLink:
 
     def probe(self, own_status: dict) -> ProbeResult:
         started = time.monotonic()
-        pulled = self._pool.submit(self.pull)
-        pushed = self._pool.submit(self.push, own_status)
-        role = self._pool.submit(self.pg_role)
-        limit = self.timeout + 1.0
-        return ProbeResult(pulled=_result(pulled, limit), pushed_ok=bool(_result(pushed, limit)),
-                           pg_role=_result(role, limit), elapsed_s=time.monotonic() - started)
+        pulled = self._pools["pull"].submit(self.pull)
+        pushed = self._pools["push"].submit(self.push, own_status)
+        role = self._pools["pg"].submit(self.pg_role)
+        deadline = started + self.timeout  # the probe timeout is a hard bound on the whole probe
+        return ProbeResult(pulled=_result(pulled, deadline), pushed_ok=bool(_result(pushed, deadline)),
+                           pg_role=_result(role, deadline), elapsed_s=time.monotonic() - started)
 
 
-def _result(future, limit: float):
+def _result(future, deadline: float):
     try:
-        return future.result(timeout=limit)
+        return future.result(timeout=max(0.0, deadline - time.monotonic()))
     except Exception:  # a probe that errors or overruns is a failed probe, nothing more
         return None
 

@@ -23,34 +23,72 @@ from tests.twonode.harness import NODES, Pair
 
 
 class Watcher:
-    """`etcdctl watch --prefix /` against both endpoints for the whole test (clientv3 fails over)."""
+    """`etcdctl watch --prefix /` against both endpoints (clientv3 fails over between them).
+
+    Runs across scenarios; if the watch ends with an error it is restarted, and each run is
+    checked on its own (an error the client can resume from is allowed, a silent gap is not).
+    """
 
     def __init__(self, pair: Pair) -> None:
-        endpoints = ",".join(pair.endpoint(n) for n in NODES)
-        self.out = open(pair.dir / "watch.jsonl", "w+")
+        self.pair = pair
+        self.runs = 0
+        self._start()
+
+    def _start(self) -> None:
+        endpoints = ",".join(self.pair.endpoint(n) for n in NODES)
+        self.runs += 1
+        self.path = self.pair.dir / f"watch-{self.runs}.jsonl"
+        self.out = open(self.path, "w")
         self.process = subprocess.Popen(
             ["etcdctl", "--endpoints", endpoints, "watch", "--prefix", "/", "-w", "json"],
             stdout=self.out, stderr=subprocess.DEVNULL, env={**os.environ, "ETCDCTL_API": "3"},
             start_new_session=True)
 
-    def stop(self) -> tuple[list[tuple[int, str, str]], bool]:
-        """(events as (revision, key, value), whether the watch was still running)."""
-        alive = self.process.poll() is None
-        if alive:
-            self.process.terminate()
-        self.process.wait(10)
-        self.out.seek(0)
+    def events(self) -> list[tuple[int, str, str]]:
         events = []
-        for line in self.out:
-            line = line.strip()
+        for line in self.path.read_text().splitlines():
             if not line.startswith("{"):
                 continue
-            for event in json.loads(line).get("Events") or []:
+            try:
+                response = json.loads(line)
+            except ValueError:  # a line still being written
+                continue
+            for event in response.get("Events") or []:
                 kv = event["kv"]
                 events.append((int(kv["mod_revision"]), base64.b64decode(kv["key"]).decode(),
                                base64.b64decode(kv.get("value", "")).decode()))
+        return events
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def restart(self) -> None:
+        self.close()
+        self._start()
+
+    def close(self) -> None:
+        if self.alive():
+            self.process.terminate()
+            self.process.wait(10)
         self.out.close()
-        return events, alive
+
+
+def _check_watch(pair: Pair, watcher: Watcher, log: list[tuple[int, str, str]], loser_revisions: set[int]) -> None:
+    latest = log[-1][0] if log else 0
+
+    def caught_up():
+        return not watcher.alive() or any(r >= latest for r, _, _ in watcher.events())
+    if log:
+        pair.wait(caught_up, 20, "the watcher to see the latest revision")
+    events = watcher.events()
+    seen = [r for r, _, _ in events]
+    assert seen == sorted(set(seen)), f"watcher saw duplicates or went backwards: {seen}"
+    kept = [e for e in events if e[0] not in loser_revisions]
+    if kept:
+        expected = [e for e in log if kept[0][0] <= e[0] <= kept[-1][0]]
+        assert kept == expected, f"watch gap: missing {sorted(set(expected) - set(kept))[:10]}"
+    if not watcher.alive():
+        watcher.restart()
 
 
 def check(pair: Pair, watcher: Watcher | None = None) -> dict:
@@ -63,7 +101,7 @@ def check(pair: Pair, watcher: Watcher | None = None) -> dict:
     assert revisions == sorted(set(revisions)), "final log revisions must strictly increase"
     by_revision = {r: (k, v) for r, k, v in log}
 
-    exported = {(w["key"], w["value"], w["revision"]) for n in NODES for e in pair.exports(n) for w in e["writes"]}
+    exported = pair.all_exported()
     lost, reused = [], []
     for ack in pair.history.acks:
         if (ack.key, ack.value, ack.revision) in exported:
@@ -78,16 +116,7 @@ def check(pair: Pair, watcher: Watcher | None = None) -> dict:
     assert not lost, f"acknowledged writes lost: {lost}"
 
     if watcher is not None:
-        events, alive = watcher.stop()
-        seen = [r for r, _, _ in events]
-        assert seen == sorted(set(seen)), f"watcher saw duplicates or went backwards: {seen}"
-        loser_revisions = {r for _, _, r in exported}
-        kept = [e for e in events if e[0] not in loser_revisions]
-        if kept:
-            expected = [e for e in log if e[0] >= kept[0][0]]
-            if not alive:  # it stopped with an error: everything up to there must be complete
-                expected = [e for e in expected if e[0] <= kept[-1][0]]
-            assert kept == expected, f"watch gap: missing {sorted(set(expected) - set(kept))[:10]}"
+        _check_watch(pair, watcher, log, {r for _, _, r in exported})
 
     for at, leaders in pair.history.leader_samples:
         if any(start <= at <= end for start, end in pair.history.unsafe_windows):

@@ -19,27 +19,40 @@ import pytest
 
 @pytest.fixture
 def node_dir() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="edgeplane-twonode-"))
-    os.chmod(path, 0o755)
+    path = _temp_dir()
     try:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
 
 
-@pytest.fixture
-def pair(node_dir: Path):
-    """A running pair (a leads) with a watcher; the history checker runs unless the test failed."""
+
+def _temp_dir() -> Path:
+    path = Path(tempfile.mkdtemp(prefix="edgeplane-twonode-"))
+    os.chmod(path, 0o755)
+    return path
+
+
+@pytest.fixture(scope="module")
+def pair() -> Iterator:
+    """One running pair for a whole module, with a watcher over its whole life.
+
+    Every scenario ends with the history checker, which also waits until the pair has converged
+    again (one leader, one streaming follower, identical stores), so the next scenario starts
+    from a healthy pair whichever node leads; scenarios never assume a node's role.
+    """
     from tests.twonode.checker import Watcher
     from tests.twonode.harness import Pair
 
-    pair = Pair(node_dir)
+    directory = _temp_dir()
+    pair = Pair(directory)
     try:
         pair.start()
         pair.watcher = Watcher(pair)
         yield pair
     finally:
         watcher = getattr(pair, "watcher", None)
-        if watcher is not None and watcher.process.poll() is None:
-            watcher.process.kill()
+        if watcher is not None:
+            watcher.close()
         pair.close()
+        shutil.rmtree(directory, ignore_errors=True)

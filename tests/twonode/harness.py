@@ -40,6 +40,7 @@ class History:
     acks: list[Ack] = field(default_factory=list)
     leader_samples: list[tuple[float, list[str]]] = field(default_factory=list)
     unsafe_windows: list[list[float]] = field(default_factory=list)  # partitions, pauses (+ settle)
+    exported: set[tuple[str, str, int]] = field(default_factory=set)  # (key, value, revision)
 
 
 class Pair:
@@ -72,7 +73,7 @@ class Pair:
         self.lab.stop(timeout=20)
         for name in NODES:
             for pid in self.pids(name).values():
-                _killpg(pid, signal.SIGKILL)
+                _signal_tree(pid, signal.SIGKILL)
         self.net.close()
 
     def _sample(self) -> None:
@@ -103,7 +104,7 @@ class Pair:
         pids = self.pids(name)
         for part in parts:
             if part in pids:
-                _killpg(pids[part], signal.SIGKILL)
+                _signal_tree(pids[part], signal.SIGKILL)
         if "agent" in parts and name in self.lab.agents:
             self.lab.agents[name].wait(10)
         if "postgres" in parts:
@@ -111,7 +112,7 @@ class Pair:
 
     def signal_node(self, name: str, sig: int) -> None:
         for pid in self.pids(name).values():
-            _killpg(pid, sig)
+            _signal_tree(pid, sig)
 
     def cut(self, src: str, mode: str = "cut") -> None:
         """Connections opened by ``src`` to its peer fail (one direction; call twice for both)."""
@@ -209,12 +210,58 @@ class Pair:
             return a if a == b else None
         return self.wait(same, timeout, "both stores identical")
 
+    def events(self) -> str:
+        """Both agents' event logs, for assertion messages."""
+        lines = []
+        for name in NODES:
+            try:
+                lines += [f"{name} {line}" for line in (self.data_dirs[name] / "events.jsonl").read_text().splitlines()]
+            except OSError:
+                pass
+        return "\n".join(sorted(lines, key=lambda l: l.split('"time": ', 1)[-1]))
+
     def epoch(self) -> int:
         return max(self.status(n, 1.0).get("epoch") or 0 for n in NODES)
 
     def exports(self, name: str) -> list[dict]:
         files = sorted((self.data_dirs[name] / "split-writes").glob("split-writes-*.json"))
-        return [json.loads(f.read_text()) for f in files]
+        documents = [json.loads(f.read_text()) for f in files]
+        for document in documents:
+            self.history.exported.update((w["key"], w["value"], w["revision"]) for w in document["writes"])
+        return documents
+
+    def all_exported(self) -> set[tuple[str, str, int]]:
+        """Every split write exported so far, including from data directories since wiped."""
+        for name in NODES:
+            self.exports(name)
+        return set(self.history.exported)
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = open(f"/proc/{entry}/stat").read()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+def _signal_tree(pid: int, sig: int) -> None:
+    """Signal a process, its process group and its children's groups: every PostgreSQL child
+    process is its own group leader, so killpg(postmaster) alone would miss the backends."""
+    if sig == signal.SIGCONT:
+        _killpg(pid, sig)
+        for child in _children(pid):
+            _killpg(child, sig)
+        return
+    _killpg(pid, sig)  # the parent first, so it cannot fork a child we would miss
+    for _ in range(2):  # again, for children forked while we were signalling
+        for child in _children(pid):
+            _killpg(child, sig)
 
 
 def _killpg(pid: int, sig: int) -> None:
