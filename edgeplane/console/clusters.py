@@ -160,6 +160,7 @@ def _node_spec(cluster: dict, host: dict, members: list[dict], profile: tuple[di
             "endpoint": settings["endpoint"], "overlay_cidr": settings["overlay_cidr"], "proxy": settings["proxy"],
             "ca_certs": settings["ca_certs"], "ntp_servers": settings["ntp_servers"], "ssh_keys": settings["ssh_keys"],
             "management_mode": settings["management_mode"], "join_token": settings["join_token"],
+            "ca_hash": settings.get("ca_hash"),
             "control_plane": pools[CP], "workers": pools[WORKER],
         },
         "profile": block, "artifacts": artifacts,
@@ -483,11 +484,27 @@ def _remove(tx: Tx, cluster: dict, why: str) -> None:
     tx.execute("DELETE FROM clusters WHERE id = ?", (cluster["id"],))
 
 
+def _learn_ca_hash(tx: Tx, cluster: dict, host: dict) -> dict:
+    """The bootstrap node reports the cluster CA's hash; every member's spec then carries it so
+    joining nodes can verify the API server they join (kubeadm discovery)."""
+    reported = json.loads(host["kubernetes"] or "{}").get("ca_hash")
+    settings = json.loads(cluster["settings"])
+    if not reported or host["id"] != settings["bootstrap_host"] or reported == settings.get("ca_hash"):
+        return cluster
+    settings["ca_hash"] = reported
+    cluster = _bump(tx, cluster, settings=dumps(settings))
+    _publish(tx, cluster)
+    audit.event(tx, tenant_id=cluster["tenant_id"], cluster_id=cluster["id"], host_id=host["id"],
+                kind="cluster.ca_hash", message=f"cluster CA {reported[:19]}… published to every member")
+    return cluster
+
+
 def on_host_report(tx: Tx, host: dict, timing: hosts.Timing) -> None:
     """React to an agent's status report: leave, gate an upgrade step, roll back, mark running."""
     cluster = tx.one("SELECT * FROM clusters WHERE id = ?" + tx.for_update, (host["cluster_id"],))
     if cluster is None:
         return
+    cluster = _learn_ca_hash(tx, cluster, host)
     current_gen = host["observed_generation"] == host["spec_generation"]
     if host["pool"] == LEAVING:
         if current_gen and host["phase"] == "ready":

@@ -116,7 +116,8 @@ def record_status(tx: Tx, host: Host, body: dict[str, Any]) -> dict[str, Any]:
         audit.event(tx, tenant_id=host.tenant_id, cluster_id=row["cluster_id"], host_id=host.host_id, source="agent",
                     kind=f"node.{body['phase']}", severity="error" if body["phase"] == "failed" else "info",
                     message=f"generation {body['observed_generation']}: {body.get('message') or body['phase']}")
-    row.update(observed_generation=body["observed_generation"], phase=body["phase"])
+    row.update(observed_generation=body["observed_generation"], phase=body["phase"],
+               kubernetes=dumps(body.get("kubernetes") or {}))
     return row
 
 

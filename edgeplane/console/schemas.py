@@ -189,11 +189,19 @@ class HeartbeatIn(Body):
     inventory: Inventory | None = None
 
 
+class KubernetesStatus(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    version: Annotated[str, Field(max_length=64)] | None = None
+    node_ready: bool | None = None
+    role: Literal["control-plane", "worker"] | None = None
+    ca_hash: Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")] | None = None
+
+
 class StatusIn(Body):
     observed_generation: Annotated[int, Field(ge=0)]
     phase: Literal["applying", "ready", "failed"]
     message: Annotated[str, Field(max_length=2000)] = ""
-    kubernetes: dict[str, Any] | None = None
+    kubernetes: KubernetesStatus | None = None
 
 
 class EventIn(Body):

@@ -96,11 +96,11 @@ class Agent:
         return self.client.get(f"/v1/agent/hosts/{self.host_id}/spec", params={"after": after, "wait": wait},
                                headers=self.headers)
 
-    def report(self, phase: str = "ready", generation: int | None = None) -> httpx.Response:
+    def report(self, phase: str = "ready", generation: int | None = None, **extra: Any) -> httpx.Response:
         if generation is None:
             generation = self.spec().json()["generation"]
         return self.client.post(f"/v1/agent/hosts/{self.host_id}/status", headers=self.headers,
-                                json={"observed_generation": generation, "phase": phase})
+                                json={"observed_generation": generation, "phase": phase, **extra})
 
 
 def ready_hosts(api: Api, count: int, prefix: str = "edge-h") -> list[Agent]:

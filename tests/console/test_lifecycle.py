@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.console.helpers import Api, ready_hosts
+from tests.console.helpers import Api, loc_msg, ready_hosts
 
 
 def _cluster(api: Api, profile_id: str, cp: list[str], workers: list[str] = (), **extra) -> dict:
@@ -124,3 +124,21 @@ def test_scale_and_reconfigure_publish_new_generations(admin: Api) -> None:
     assert reset["action"] == "reset"
     agents[3].report("ready", reset["generation"])
     assert admin.ok("GET", f"/v1/hosts/{agents[3].host_id}")["status"] == "ready"
+
+
+def test_bootstrap_node_publishes_the_cluster_ca_hash(admin: Api) -> None:
+    agents = ready_hosts(admin, 3)
+    cluster = _cluster(admin, admin.profile()["id"], [a.host_id for a in agents])
+    assert all(a.spec().json()["cluster"]["ca_hash"] is None for a in agents)
+    ca_hash = "sha256:" + "ab" * 32
+    bad = agents[0].report("ready", kubernetes={"ca_hash": "md5:1"})
+    assert bad.status_code == 422 and loc_msg(bad)[0] == ["body", "kubernetes", "ca_hash"]
+    agents[1].report("ready", kubernetes={"ca_hash": "sha256:" + "cd" * 32})  # not the bootstrap node: ignored
+    assert agents[2].spec().json()["cluster"]["ca_hash"] is None
+    before = agents[2].spec().json()["generation"]
+    agents[0].report("ready", kubernetes={"ca_hash": ca_hash, "node_ready": True})
+    spec = agents[2].spec().json()
+    assert spec["generation"] == before + 1 and spec["cluster"]["ca_hash"] == ca_hash
+    for agent in agents:
+        agent.report("ready")
+    assert admin.ok("GET", f"/v1/clusters/{cluster['id']}")["status"] == "running"
