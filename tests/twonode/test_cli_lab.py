@@ -51,9 +51,14 @@ def test_lab_runs_a_pair_reports_status_and_tears_down_on_sigterm(node_dir: Path
                              capture_output=True, text=True, env={**os.environ, "ETCDCTL_API": "3"}, timeout=20)
         assert put.returncode == 0, put.stderr
 
-        status = edgeplane("twonode", "status", "--lab", str(lab_dir))
-        assert status.returncode == 0, status.stderr
-        nodes = json.loads(status.stdout)["nodes"]
+        deadline = time.monotonic() + 10
+        while True:  # status is refreshed once per probe interval (1 s here)
+            status = edgeplane("twonode", "status", "--lab", str(lab_dir))
+            assert status.returncode == 0, status.stderr
+            nodes = json.loads(status.stdout)["nodes"]
+            if nodes[0]["last_change"]["revision"] >= 2 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
         assert sorted(n["role"] for n in nodes) == ["follower", "leader"]
         for node in nodes:
             assert {"name", "role", "state", "peer", "replication", "last_change", "epoch"} <= set(node)
