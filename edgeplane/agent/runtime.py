@@ -20,6 +20,7 @@ from typing import Any
 
 from edgeplane.agent.artifacts import ArtifactError, ArtifactStore, open_content_bundle
 from edgeplane.agent.backoff import Backoff
+from edgeplane.agent.cahash import cluster_ca_hash
 from edgeplane.agent.client import ConsoleClient, ConsoleError
 from edgeplane.agent.hardware import Inventory, check_minimums, failures, read_inventory
 from edgeplane.agent.hostcmd import CommandFailed
@@ -262,7 +263,7 @@ class Agent:
             try:
                 installer.apply(spec)
                 self._set_applied(spec.generation, "ready", "node converged" if spec.action != "none" else "no cluster",
-                                  kubernetes=_installed(spec))
+                                  kubernetes=_installed(spec, self.root))
                 return None
             except UpgradeRolledBack as exc:  # the console rolls the cluster back
                 self._set_applied(spec.generation, "failed", str(exc))
@@ -330,9 +331,13 @@ class Agent:
                 self.root.write_text(f"/var/lib/edgeplane/agent/{STATUS}", json.dumps(record))
 
 
-def _installed(spec: NodeSpec) -> dict[str, Any] | None:
-    """What the finished plan installed (node readiness is not known: no Kubernetes API check yet)."""
+def _installed(spec: NodeSpec, root: HostRoot) -> dict[str, Any] | None:
+    """What the finished plan installed, and on the bootstrap node the cluster CA hash when the
+    CA exists (node readiness is not known: no Kubernetes API check yet)."""
     if spec.action != "apply" or spec.cluster is None:
         return None
-    return {"version": spec.cluster.kubernetes_version, "role": spec.cluster.role,
-            "distribution": spec.cluster.distribution}
+    out: dict[str, Any] = {"version": spec.cluster.kubernetes_version, "role": spec.cluster.role,
+                           "distribution": spec.cluster.distribution}
+    if spec.cluster.bootstrap and (ca_hash := cluster_ca_hash(root, spec.cluster.distribution)):
+        out["ca_hash"] = ca_hash
+    return out

@@ -57,7 +57,8 @@ class Cluster(Loose):
     management_mode: Literal["central", "local"] = "central"
     control_plane: list[Member] = Field(default_factory=list)
     workers: list[Member] = Field(default_factory=list)
-    join_token: str | None = None  # not in protocol v1 yet; see docs/agent.md "join secret"
+    join_token: str | None = None  # the cluster's join secret (a fallback is derived when absent)
+    ca_hash: str | None = Field(None, pattern=r"^sha256:[0-9a-f]{64}$")  # cluster CA, once bootstrapped
 
 
 class Layer(Loose):

@@ -177,6 +177,11 @@ def test_pxke_join_and_external_datastore() -> None:
                                    ["/etc/kubernetes/kubeadm-config.yaml"]))
     join = docs[0]
     assert join["kind"] == "JoinConfiguration"
+    assert join["discovery"]["bootstrapToken"]["unsafeSkipCAVerification"] is True  # no CA hash known yet
+    joining = spec("pxk-e", bootstrap=False, datastore="etcd")
+    pinned = joining.model_copy(update={"cluster": joining.cluster.model_copy(update={"ca_hash": "sha256:" + "e" * 64})})
+    token = next(yaml.safe_load_all(render(pinned)["/etc/kubernetes/kubeadm-config.yaml"]))["discovery"]["bootstrapToken"]
+    assert token["caCertHashes"] == ["sha256:" + "e" * 64] and "unsafeSkipCAVerification" not in token
     assert join["discovery"]["bootstrapToken"]["apiServerEndpoint"] == "10.10.0.50:6443"
     assert join["controlPlane"]["localAPIEndpoint"]["advertiseAddress"] == "10.10.0.21"
     init_docs = list(yaml.safe_load_all(render(spec("pxk-e"))["/etc/kubernetes/kubeadm-config.yaml"]))

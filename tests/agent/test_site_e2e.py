@@ -19,6 +19,8 @@ import tarfile
 from typing import Any
 
 from edgeplane.agent import AgentProcess
+from edgeplane.agent.cahash import ca_hash_of
+from tests.agent.test_cahash import make_ca
 from tests.agent.support import Site, wait_for
 
 HEALTH_CHECK = b"""#!/bin/sh
@@ -84,7 +86,10 @@ def test_site_registration_cluster_scale_upgrade_rollback_and_crash_resume(site:
     for agent in (manual, qr):
         wait_for(f"{agent.host_id} ready", lambda agent=agent: site.host(agent.host_id).get("status") == "ready")
 
-    # --- a cluster on one host
+    # --- a cluster on one host; its (planted) K3s CA is reported and handed to every member
+    ca_pem = make_ca()
+    (auto.root / "var/lib/rancher/k3s/server/tls").mkdir(parents=True)
+    (auto.root / "var/lib/rancher/k3s/server/tls/server-ca.crt").write_bytes(ca_pem)
     cluster = site.ok("POST", "/v1/clusters", {"name": "store-12", "profile_id": profile_v1["id"],
                                                "control_plane": ["edge-auto"], "endpoint": {"vip": "10.10.0.250"}})
     cluster_url = f"/v1/clusters/{cluster['id']}"
@@ -92,8 +97,9 @@ def test_site_registration_cluster_scale_upgrade_rollback_and_crash_resume(site:
     config = (auto.root / "etc/rancher/k3s/config.yaml").read_text()
     assert "datastore-endpoint: http://127.0.0.1:2379" in config and "flannel-backend: none" in config
     assert "k3s-install.sh --k3s-version 1.30.14 --role server" in (auto.root / "var/log/installer-calls.log").read_text()
-    assert site.host("edge-auto")["kubernetes"] == {"version": "1.30.14", "role": "control-plane",
-                                                     "distribution": "k3s"}
+    reported = site.host("edge-auto")["kubernetes"]
+    assert {k: reported.get(k) for k in ("version", "role", "distribution")} == {
+        "version": "1.30.14", "role": "control-plane", "distribution": "k3s"}
     slots = json.loads((auto.root / "boot/edgeplane/state.json").read_text())
     assert slots["slots"]["a"]["digest"] == v1
 
@@ -117,6 +123,7 @@ def test_site_registration_cluster_scale_upgrade_rollback_and_crash_resume(site:
     assert not any(r["step"] in interrupted and r["state"] == "started" for r in records[len(records) - 3:])
     assert (qr.root / "var/log/installer-calls.log").read_text().count("k3s-install.sh") == 2
     assert "server: https://10.10.0.250:6443" in (qr.root / "etc/rancher/k3s/config.yaml").read_text()
+    assert json.loads(manual.state("spec.json"))["cluster"]["ca_hash"] == ca_hash_of(ca_pem)
 
     # --- upgrade to the v2 image; one worker's health check fails; everything rolls back to v1
     started = site.ok("POST", f"{cluster_url}/upgrade", {"profile_id": profile_v2["id"]})

@@ -116,8 +116,8 @@ def _join(ctx: NodeContext, api: str, overrides: dict[str, Any]) -> dict[str, An
         "discovery": {"bootstrapToken": {
             "apiServerEndpoint": f"{ctx.api_host()}:{ctx.cluster.endpoint.port}",
             "token": ctx.kubeadm_token(),
-            # protocol v1 carries no cluster CA hash, so discovery cannot pin it (docs/agent.md, gaps)
-            "unsafeSkipCAVerification": True,
+            # pin the cluster CA once the bootstrap node reported it; before that nothing can be pinned
+            **({"caCertHashes": [ctx.cluster.ca_hash]} if ctx.cluster.ca_hash else {"unsafeSkipCAVerification": True}),
         }},
         "nodeRegistration": _node_registration(ctx, api),
     }
