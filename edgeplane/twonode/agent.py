@@ -48,7 +48,7 @@ class NodeAgent:
             config.data_dir / "datastore.pid", config.data_dir / "datastore.log", marker=config.datastore.listen)
         self.memory = Memory(started_at=time.monotonic())
         self.lock = threading.Lock()
-        self.events: deque[dict] = deque(maxlen=50)
+        self.events: deque[dict] = deque(self._load_events(), maxlen=50)  # survives agent restarts
         self._pushed: tuple[float, PeerStatus] | None = None
         self._last = store.Latest()
         self._obs: Observation | None = None
@@ -127,6 +127,19 @@ class NodeAgent:
             "error": self._error,
             "pids": {"postgres": self.pg.postmaster_pid(), "datastore": self.datastore.pid()},
         }
+
+    def _load_events(self) -> list[dict]:
+        try:
+            lines = (self.config.data_dir / "events.jsonl").read_text().splitlines()[-50:]
+        except OSError:
+            return []
+        events = []
+        for line in lines:
+            try:
+                events.append(json.loads(line))
+            except ValueError:  # a line cut short by a crash
+                continue
+        return events
 
     def _event(self, kind: str, message: str) -> None:
         entry = {"time": time.time(), "kind": kind, "message": message}

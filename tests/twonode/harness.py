@@ -73,7 +73,7 @@ class Pair:
         self.lab.stop(timeout=20)
         for name in NODES:
             for pid in self.pids(name).values():
-                _signal_tree(pid, signal.SIGKILL)
+                signal_tree(pid, signal.SIGKILL)
         self.net.close()
 
     def _sample(self) -> None:
@@ -104,7 +104,7 @@ class Pair:
         pids = self.pids(name)
         for part in parts:
             if part in pids:
-                _signal_tree(pids[part], signal.SIGKILL)
+                signal_tree(pids[part], signal.SIGKILL)
         if "agent" in parts and name in self.lab.agents:
             self.lab.agents[name].wait(10)
         if "postgres" in parts:
@@ -112,7 +112,7 @@ class Pair:
 
     def signal_node(self, name: str, sig: int) -> None:
         for pid in self.pids(name).values():
-            _signal_tree(pid, sig)
+            signal_tree(pid, sig)
 
     def cut(self, src: str, mode: str = "cut") -> None:
         """Connections opened by ``src`` to its peer fail (one direction; call twice for both)."""
@@ -177,13 +177,7 @@ class Pair:
         return out
 
     def wait(self, predicate, timeout: float, what: str):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = predicate()
-            if value:
-                return value
-            time.sleep(0.1)
-        raise AssertionError(f"timed out after {timeout}s waiting for {what}; statuses: {self.brief()}")
+        return wait_for(predicate, timeout, what, context=self.brief)
 
     def leader(self) -> str | None:
         leaders = [n for n in NODES if self.status(n, 1.0).get("role") == "leader"
@@ -237,6 +231,17 @@ class Pair:
         return set(self.history.exported)
 
 
+def wait_for(predicate, timeout: float = 20, what: str = "condition", context=lambda: ""):
+    """Poll ``predicate`` until it returns something truthy (returned) or fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; {context()}")
+
+
 def _children(pid: int) -> list[int]:
     found = []
     for entry in os.listdir("/proc"):
@@ -250,7 +255,7 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def _signal_tree(pid: int, sig: int) -> None:
+def signal_tree(pid: int, sig: int) -> None:
     """Signal a process, its process group and its children's groups: every PostgreSQL child
     process is its own group leader, so killpg(postmaster) alone would miss the backends."""
     if sig == signal.SIGCONT:

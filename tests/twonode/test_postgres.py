@@ -11,18 +11,9 @@ import pytest
 
 from edgeplane.twonode.postgres import Dynamic, LocalPostgres, slot_name
 from tests.support.ports import free_port
+from tests.twonode.harness import wait_for
 
 pytestmark = pytest.mark.postgres
-
-
-def _wait(predicate, timeout: float = 20, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture
@@ -52,10 +43,10 @@ def test_clone_streams_and_promote_makes_writable(pair):
     b.write_static_config(["127.0.0.1"])
     b.start()
     assert b.role() == "standby" and a.role() == "primary"
-    _wait(lambda: _streaming(a, "b"), what="b streaming")
+    wait_for(lambda: _streaming(a, "b"), what="b streaming")
     with a.connect() as conn:
         conn.execute("INSERT INTO kv VALUES ('y', '2')")
-    _wait(lambda: b.connect().execute("SELECT count(*) FROM kv").fetchone()[0] == 2, what="replay")
+    wait_for(lambda: b.connect().execute("SELECT count(*) FROM kv").fetchone()[0] == 2, what="replay")
     a.stop("immediate")
     b.promote()
     assert b.role() == "primary"
@@ -66,7 +57,7 @@ def test_clone_streams_and_promote_makes_writable(pair):
     a.write_static_config(["127.0.0.1"])
     a.start()
     assert a.role() == "standby"
-    rows = _wait(lambda: a.connect().execute("SELECT k FROM kv ORDER BY k").fetchall() if
+    rows = wait_for(lambda: a.connect().execute("SELECT k FROM kv ORDER BY k").fetchall() if
                  len(a.connect().execute("SELECT k FROM kv").fetchall()) == 3 else None, what="a caught up")
     assert [r[0] for r in rows] == ["x", "y", "z"]
 
@@ -76,10 +67,10 @@ def test_synchronous_commit_blocks_without_follower_until_downgraded(pair):
     b.clone_from(a.host, a.port, "b")
     b.write_static_config(["127.0.0.1"])
     b.start()
-    _wait(lambda: _streaming(a, "b"), what="b streaming")
+    wait_for(lambda: _streaming(a, "b"), what="b streaming")
     a.write_dynamic(Dynamic(synchronous_standby=slot_name("b")))
     a.reload()
-    _wait(lambda: any(r.sync_state == "sync" for r in a.replicas()), what="sync standby")
+    wait_for(lambda: any(r.sync_state == "sync" for r in a.replicas()), what="sync standby")
     with a.connect() as conn:
         conn.execute("CREATE TABLE t (i int)")
     b.stop("immediate")
