@@ -180,7 +180,7 @@ def decide(settings: Settings, memory: Memory, obs: Observation) -> Decision:
 def _without_data(settings: Settings, memory: Memory, obs: Observation) -> Decision:
     if obs.paused:
         return Decision(replace(memory, state=State.PAUSED))
-    if peer_role(obs) == "primary" and obs.peer_pg_role == "primary":
+    if obs.peer_pg_role == "primary":  # cloning needs our own connection to it
         return Decision(replace(memory, state=State.RESYNCING),
                         [Event("resync", "no local data: cloning from the peer"), Resync(export_split_writes=False)])
     peer = obs.peer

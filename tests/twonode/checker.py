@@ -86,7 +86,8 @@ def _check_watch(pair: Pair, watcher: Watcher, log: list[tuple[int, str, str]], 
     kept = [e for e in events if e[0] not in loser_revisions]
     if kept:
         expected = [e for e in log if kept[0][0] <= e[0] <= kept[-1][0]]
-        assert kept == expected, f"watch gap: missing {sorted(set(expected) - set(kept))[:10]}"
+        assert kept == expected, (f"watch gap: missing {sorted(set(expected) - set(kept))[:10]}, "
+                                  f"unexpected {sorted(set(kept) - set(expected))[:10]} (see {watcher.path})")
     if not watcher.alive():
         watcher.restart()
 

@@ -55,4 +55,5 @@ def pair() -> Iterator:
         if watcher is not None:
             watcher.close()
         pair.close()
-        shutil.rmtree(directory, ignore_errors=True)
+        if not os.environ.get("EDGEPLANE_KEEP_TEST_DIRS"):  # keep logs and watch files for debugging
+            shutil.rmtree(directory, ignore_errors=True)
