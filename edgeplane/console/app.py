@@ -50,6 +50,7 @@ class Console:
         self.db.after_commit.append(self.waiters.wake)
         self.limiter = auth.FailureLimiter()
         self.listener: PostgresListener | None = None
+        self.closing = False
         self.heartbeats = HeartbeatWriter(self.db)
 
     def source(self, request: Request) -> str:
@@ -105,6 +106,9 @@ def create_app(config: ConsoleConfig) -> FastAPI:
         try:
             yield
         finally:
+            # Held long-polls answer 204 now instead of holding shutdown up; agents simply re-poll.
+            console.closing = True
+            console.waiters.wake_all()
             if console.listener:
                 console.listener.stop()
             console.heartbeats.stop()
@@ -386,7 +390,7 @@ def _agent_routes(app: FastAPI, c: Console) -> None:
                 if generation > after:
                     return JSONResponse(document)
                 remaining = deadline - asyncio.get_running_loop().time()
-                if remaining <= 0:
+                if remaining <= 0 or c.closing:
                     return Response(status_code=204, headers={"X-Edgeplane-Generation": str(generation)})
                 try:
                     await asyncio.wait_for(event.wait(), timeout=min(remaining, recheck))

@@ -1,4 +1,4 @@
-"""Clusters: validation, datastore choice, per-host desired specs and the lifecycle engine.
+"""Clusters: views, derived status and the lifecycle engine (create, scale, reconfigure, upgrade, delete).
 
 The engine has no thread of its own: every transition happens inside the transaction of the
 request that causes it (an operator's call or an agent's status report), with the cluster row
@@ -7,187 +7,15 @@ locked, so any number of console processes can share one PostgreSQL database.
 
 from __future__ import annotations
 
-import ipaddress
 import json
-import secrets
 from typing import Any
 
-from edgeplane.console import audit, hosts, keys, packstore, profiles, tenancy
+from edgeplane.console import audit, clusterrules, hosts, keys, nodespecs, packstore, profiles, tenancy
 from edgeplane.console.auth import Operator
 from edgeplane.console.db import Tx, dumps, now_ms
 from edgeplane.console.errors import conflict, invalid, not_found
+from edgeplane.console.nodespecs import CP, LEAVING, WORKER
 
-CP, WORKER, LEAVING = "control-plane", "worker", "leaving"
-
-
-# ----------------------------------------------------------------------------------- validation
-
-def choose_datastore(cp_count: int, dist: dict[str, Any], management_mode: str) -> str:
-    """1 control plane: SQLite datastore; 2: two-node HA; 3, 5, ...: etcd."""
-    loc = ("body", "control_plane")
-    if cp_count == 1:
-        return "sqlite"
-    if cp_count == 2:
-        if not dist["rules"].get("two_node"):
-            raise invalid(loc, f"two control-plane nodes need two-node HA, which {dist['display_name']} does not "
-                               "support (K3s only); use 1 or 3 control-plane nodes")
-        if management_mode != "central":
-            raise invalid(("body", "management_mode"), "two-node HA needs central management mode")
-        return "two-node"
-    if cp_count % 2 == 0:
-        raise invalid(loc, f"etcd needs an odd number of control-plane nodes (got {cp_count})")
-    return "etcd"
-
-
-def _host_ips(row: dict[str, Any]) -> set[str]:
-    inventory = json.loads(row["inventory"])
-    return {ip.split("/")[0] for nic in inventory.get("nics", []) for ip in nic.get("ips", [])}
-
-
-def _check_members(tx: Tx, op: Operator, body: dict[str, Any], arch: str, *, current: set[str]) -> dict[str, dict]:
-    """Each listed host exists in the tenant, appears once and is ready (or already a member)."""
-    seen: dict[str, dict] = {}
-    timing = hosts.Timing()
-    for pool in ("control_plane", "workers"):
-        for i, host_id in enumerate(body[pool]):
-            loc = ("body", pool, i)
-            if host_id in seen:
-                raise invalid(loc, f"host {host_id!r} is listed more than once")
-            row = tx.one(f"SELECT {hosts.HOST_COLUMNS} FROM hosts WHERE id = ? AND tenant_id = ?" + tx.for_update,
-                         (host_id, op.tenant_id))
-            if row is None:
-                raise invalid(loc, f"unknown host {host_id!r}")
-            if host_id not in current:
-                status = hosts.derived_status(row, timing)
-                if status != "ready":
-                    raise invalid(loc, f"host {host_id!r} is {status}; only ready hosts can join a cluster")
-            host_arch = json.loads(row["inventory"]).get("arch")
-            if host_arch and host_arch != arch:
-                raise invalid(loc, f"host {host_id!r} is {host_arch} but the profile is {arch}")
-            seen[host_id] = row
-    return seen
-
-
-def _check_endpoint(body: dict[str, Any], dist: dict[str, Any], members: dict[str, dict]) -> dict[str, Any]:
-    endpoint = dict(body.get("endpoint") or {})
-    endpoint.setdefault("port", 6443)
-    if body.get("overlay_cidr"):
-        if not dist["rules"].get("overlay"):
-            raise invalid(("body", "overlay_cidr"), f"{dist['display_name']} does not support the overlay network")
-        network = ipaddress.ip_network(body["overlay_cidr"], strict=False)
-        if network.num_addresses < 4:
-            raise invalid(("body", "overlay_cidr"), "the overlay range needs at least 4 addresses")
-        # The first usable address of the overlay range is the cluster's internal VIP.
-        endpoint["vip"] = str(next(network.hosts()))
-        return endpoint
-    if not endpoint.get("vip") and not endpoint.get("ddns"):
-        raise invalid(("body", "endpoint"), "set endpoint.vip or endpoint.ddns (or overlay_cidr)")
-    if endpoint.get("vip"):
-        for host_id, row in members.items():
-            if endpoint["vip"] in _host_ips(row):
-                raise invalid(("body", "endpoint", "vip"), f"the VIP is host {host_id!r}'s own address")
-    return endpoint
-
-
-def _check_ca_certs(certs: list[str]) -> None:
-    from cryptography import x509
-
-    for i, pem in enumerate(certs):
-        try:
-            cert = x509.load_pem_x509_certificate(pem.encode())
-        except ValueError as exc:
-            raise invalid(("body", "ca_certs", i), f"not a PEM X.509 certificate ({exc})") from None
-        try:
-            is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-        except x509.ExtensionNotFound:
-            is_ca = False
-        if not is_ca:
-            raise invalid(("body", "ca_certs", i), "certificate is not a CA (basicConstraints CA:TRUE missing)")
-
-
-def _check_ssh_keys(ssh_keys: list[str]) -> None:
-    from cryptography.hazmat.primitives.serialization import load_ssh_public_key
-
-    for i, key in enumerate(ssh_keys):
-        try:
-            load_ssh_public_key(key.strip().encode())
-        except Exception as exc:  # noqa: BLE001 - cryptography raises several types for bad input
-            raise invalid(("body", "ssh_keys", i), f"not an OpenSSH public key ({type(exc).__name__})") from None
-
-
-def _settings(body: dict[str, Any], endpoint: dict[str, Any]) -> dict[str, Any]:
-    _check_ca_certs(body.get("ca_certs") or [])
-    _check_ssh_keys(body.get("ssh_keys") or [])
-    return {"endpoint": endpoint, "overlay_cidr": body.get("overlay_cidr"),
-            "proxy": body.get("proxy") or {"http_proxy": None, "https_proxy": None, "no_proxy": None},
-            "ca_certs": body.get("ca_certs") or [], "ntp_servers": body.get("ntp_servers") or [],
-            "ssh_keys": body.get("ssh_keys") or [], "management_mode": body["management_mode"],
-            "bootstrap_host": body["control_plane"][0],
-            # The secret nodes join with (K3s/RKE2 token, kubeadm bootstrap token): served only in
-            # members' node specs, never in cluster views or the audit log.
-            "join_token": secrets.token_hex(32)}
-
-
-# ----------------------------------------------------------------------------------- node specs
-
-def _members(tx: Tx, cluster_id: str) -> list[dict[str, Any]]:
-    return tx.all(f"SELECT {hosts.HOST_COLUMNS} FROM hosts WHERE cluster_id = ? ORDER BY id", (cluster_id,))
-
-
-def _profile_block(tx: Tx, tenant_id: str, profile_id: str) -> tuple[dict, list[dict], dict]:
-    profile = packstore.get_profile(tx, tenant_id, profile_id)
-    layers = packstore.resolved_layers(tx, tenant_id, profile)
-    block = {"id": profile["id"], "name": profile["name"], "version": profile["version"], "fips": profile["fips"],
-             "arch": profile["arch"], "install_path": profile["install_path"],
-             "layers": [{k: v for k, v in layer.items() if k != "pack_doc"} for layer in layers]}
-    artifacts = [a for layer in layers for a in layer["pack_doc"].get("artifacts", [])]
-    return block, artifacts, profiles.distribution(layers)
-
-
-def _node_spec(cluster: dict, host: dict, members: list[dict], profile: tuple[dict, list[dict], dict]) -> dict:
-    settings = json.loads(cluster["settings"])
-    block, artifacts, dist = profile
-    pools = {CP: [], WORKER: []}
-    for m in members:
-        if m["pool"] in pools:
-            pools[m["pool"]].append({"host_id": m["id"], "ips": sorted(_host_ips(m))})
-    return {
-        "host_id": host["id"], "action": "apply",
-        "cluster": {
-            "id": cluster["id"], "name": cluster["name"], "generation": cluster["generation"], "role": host["pool"],
-            "bootstrap": host["id"] == settings["bootstrap_host"], "datastore": cluster["datastore"],
-            "distribution": dist["name"], "kubernetes_version": dist["version"],
-            "endpoint": settings["endpoint"], "overlay_cidr": settings["overlay_cidr"], "proxy": settings["proxy"],
-            "ca_certs": settings["ca_certs"], "ntp_servers": settings["ntp_servers"], "ssh_keys": settings["ssh_keys"],
-            "management_mode": settings["management_mode"], "join_token": settings["join_token"],
-            "ca_hash": settings.get("ca_hash"),
-            "control_plane": pools[CP], "workers": pools[WORKER],
-        },
-        "profile": block, "artifacts": artifacts,
-    }
-
-
-def _publish(tx: Tx, cluster: dict, only: set[str] | None = None) -> None:
-    """Write the desired spec of every member (or of ``only``) from the cluster's current state."""
-    members = _members(tx, cluster["id"])
-    cache: dict[str, tuple] = {}
-    for host in members:
-        if host["pool"] == LEAVING or (only is not None and host["id"] not in only):
-            continue
-        pid = host["profile_id"]
-        if pid not in cache:
-            cache[pid] = _profile_block(tx, cluster["tenant_id"], pid)
-        hosts.write_spec(tx, host["id"], _node_spec(cluster, host, members, cache[pid]))
-
-
-def _reset_host(tx: Tx, host_id: str) -> None:
-    tx.execute("UPDATE hosts SET pool = ? WHERE id = ?", (LEAVING, host_id))
-    hosts.write_spec(tx, host_id, {**hosts.empty_spec(host_id), "action": "reset"})
-
-
-def _detach(tx: Tx, host_id: str) -> None:
-    tx.execute("UPDATE hosts SET cluster_id = NULL, pool = NULL, profile_id = NULL WHERE id = ?", (host_id,))
-    hosts.write_spec(tx, host_id, hosts.empty_spec(host_id))
 
 
 # ----------------------------------------------------------------------------------- views
@@ -217,7 +45,7 @@ def derived_status(cluster: dict, members: list[dict], timing: hosts.Timing) -> 
 
 
 def view(tx: Tx, cluster: dict, timing: hosts.Timing) -> dict[str, Any]:
-    members = _members(tx, cluster["id"])
+    members = nodespecs.members(tx, cluster["id"])
     settings = json.loads(cluster["settings"])
     settings.pop("bootstrap_host", None)
     settings.pop("join_token", None)
@@ -252,9 +80,9 @@ def create(tx: Tx, op: Operator, body: dict[str, Any], timing: hosts.Timing) -> 
     project = tenancy.project_id(tx, op.tenant_id, body.get("project_id"), ("body", "project_id"))
     profile = packstore.get_profile(tx, op.tenant_id, body["profile_id"], ("body", "profile_id"))
     dist = profiles.distribution(packstore.resolved_layers(tx, op.tenant_id, profile))
-    datastore = choose_datastore(len(body["control_plane"]), dist, body["management_mode"])
-    members = _check_members(tx, op, body, profile["arch"], current=set())
-    settings = _settings(body, _check_endpoint(body, dist, members))
+    datastore = clusterrules.choose_datastore(len(body["control_plane"]), dist, body["management_mode"])
+    members = clusterrules.check_members(tx, op, body, profile["arch"], current=set())
+    settings = clusterrules.settings_from(body, clusterrules.check_endpoint(body, dist, members))
     cluster_id, now = keys.new_id("c"), now_ms()
     tx.execute("INSERT INTO clusters (id, tenant_id, project_id, name, profile_id, settings, datastore, generation,"
                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?)",
@@ -264,7 +92,7 @@ def create(tx: Tx, op: Operator, body: dict[str, Any], timing: hosts.Timing) -> 
             tx.execute("UPDATE hosts SET cluster_id = ?, pool = ?, profile_id = ? WHERE id = ?",
                        (cluster_id, pool, profile["id"], host_id))
     cluster = _row(tx, op.tenant_id, cluster_id)
-    _publish(tx, cluster)
+    nodespecs.publish(tx, cluster)
     audit.record(tx, tenant_id=op.tenant_id, actor=op.actor, action="create", object_type="cluster",
                  object_id=cluster_id, source=op.source, detail={"name": body["name"], "profile_id": profile["id"]})
     audit.event(tx, tenant_id=op.tenant_id, cluster_id=cluster_id, kind="cluster.created",
@@ -290,17 +118,17 @@ def _bump(tx: Tx, cluster: dict, **changes: Any) -> dict:
 def scale(tx: Tx, op: Operator, cluster_id: str, body: dict[str, Any], timing: hosts.Timing) -> dict[str, Any]:
     cluster = _row(tx, op.tenant_id, cluster_id, lock=True)
     _idle(cluster)
-    current = {m["id"]: m["pool"] for m in _members(tx, cluster_id) if m["pool"] != LEAVING}
+    current = {m["id"]: m["pool"] for m in nodespecs.members(tx, cluster_id) if m["pool"] != LEAVING}
     profile = packstore.get_profile(tx, op.tenant_id, cluster["profile_id"])
     dist = profiles.distribution(packstore.resolved_layers(tx, op.tenant_id, profile))
     if not body["control_plane"]:
         raise invalid(("body", "control_plane"), "a cluster needs at least one control-plane node")
-    datastore = choose_datastore(len(body["control_plane"]), dist, json.loads(cluster["settings"])["management_mode"])
+    datastore = clusterrules.choose_datastore(len(body["control_plane"]), dist, json.loads(cluster["settings"])["management_mode"])
     if datastore != cluster["datastore"]:
         raise invalid(("body", "control_plane"), f"the cluster's datastore is {cluster['datastore']}; "
                       f"{len(body['control_plane'])} control-plane nodes would need {datastore}, and the datastore "
                       "cannot change after creation")
-    _check_members(tx, op, body, profile["arch"], current=set(current))
+    clusterrules.check_members(tx, op, body, profile["arch"], current=set(current))
     wanted = {h: CP for h in body["control_plane"]} | {h: WORKER for h in body["workers"]}
     for pool_key, pool in (("control_plane", CP), ("workers", WORKER)):
         for i, host_id in enumerate(body[pool_key]):
@@ -315,9 +143,9 @@ def scale(tx: Tx, op: Operator, cluster_id: str, body: dict[str, Any], timing: h
         tx.execute("UPDATE hosts SET cluster_id = ?, pool = ?, profile_id = ? WHERE id = ?",
                    (cluster_id, wanted[host_id], cluster["profile_id"], host_id))
     for host_id in removed:
-        _reset_host(tx, host_id)
+        nodespecs.reset_host(tx, host_id)
     cluster = _bump(tx, cluster)
-    _publish(tx, cluster)
+    nodespecs.publish(tx, cluster)
     audit.record(tx, tenant_id=op.tenant_id, actor=op.actor, action="scale", object_type="cluster",
                  object_id=cluster_id, source=op.source, detail={"added": added, "removed": removed})
     audit.event(tx, tenant_id=op.tenant_id, cluster_id=cluster_id, kind="cluster.scaled",
@@ -330,11 +158,11 @@ def reconfigure(tx: Tx, op: Operator, cluster_id: str, body: dict[str, Any], tim
     _idle(cluster)
     settings = json.loads(cluster["settings"])
     changes = {k: v for k, v in body.items() if v is not None}
-    _check_ca_certs(changes.get("ca_certs", []))
-    _check_ssh_keys(changes.get("ssh_keys", []))
+    clusterrules.check_ca_certs(changes.get("ca_certs", []))
+    clusterrules.check_ssh_keys(changes.get("ssh_keys", []))
     settings.update(changes)
     cluster = _bump(tx, cluster, settings=dumps(settings))
-    _publish(tx, cluster)
+    nodespecs.publish(tx, cluster)
     audit.record(tx, tenant_id=op.tenant_id, actor=op.actor, action="reconfigure", object_type="cluster",
                  object_id=cluster_id, source=op.source, detail={"fields": sorted(changes)})
     audit.event(tx, tenant_id=op.tenant_id, cluster_id=cluster_id, kind="cluster.reconfigured",
@@ -342,45 +170,13 @@ def reconfigure(tx: Tx, op: Operator, cluster_id: str, body: dict[str, Any], tim
     return view(tx, cluster, timing)
 
 
-def _minor(version: str) -> tuple[int, int]:
-    major, minor = version.split(".")[:2]
-    return int(major), int(minor)
-
-
-def _check_upgrade(tx: Tx, op: Operator, cluster: dict, target: dict) -> None:
-    loc = ("body", "profile_id")
-    current = packstore.get_profile(tx, op.tenant_id, cluster["profile_id"])
-    if target["name"] != current["name"]:
-        raise invalid(loc, f"must be a version of profile {current['name']!r}, not {target['name']!r}")
-    if target["id"] == current["id"]:
-        raise invalid(loc, f"the cluster already runs {current['name']} v{current['version']}")
-    old_layers = packstore.resolved_layers(tx, op.tenant_id, current)
-    new_layers = packstore.resolved_layers(tx, op.tenant_id, target)
-    old, new = profiles.distribution(old_layers), profiles.distribution(new_layers)
-    if old["name"] != new["name"]:
-        raise invalid(loc, f"the Kubernetes distribution cannot change ({old['name']} to {new['name']})")
-    if _minor(new["version"]) < _minor(old["version"]):
-        raise invalid(loc, f"Kubernetes cannot be downgraded ({old['version']} to {new['version']})")
-    if _minor(new["version"])[1] - _minor(old["version"])[1] > 1:
-        raise invalid(loc, f"Kubernetes upgrades one minor version at a time ({old['version']} to {new['version']})")
-    for kind in ("network", "storage"):
-        before = [layer["pack"] for layer in old_layers if layer["layer"] == kind]
-        after = [layer["pack"] for layer in new_layers if layer["layer"] == kind]
-        if before != after:
-            raise invalid(loc, f"the {kind} pack cannot change after provisioning ({before} to {after})")
-    if target["arch"] != current["arch"]:
-        raise invalid(loc, "the profile architecture cannot change")
-    choose_datastore({"sqlite": 1, "two-node": 2, "etcd": 3}[cluster["datastore"]], new,
-                     json.loads(cluster["settings"])["management_mode"])
-
-
 def upgrade(tx: Tx, op: Operator, cluster_id: str, profile_id: str, timing: hosts.Timing) -> dict[str, Any]:
     """Start a rolling upgrade: control planes first, one node at a time, each gated on its health."""
     cluster = _row(tx, op.tenant_id, cluster_id, lock=True)
     _idle(cluster)
     target = packstore.get_profile(tx, op.tenant_id, profile_id, ("body", "profile_id"))
-    _check_upgrade(tx, op, cluster, target)
-    members = _members(tx, cluster_id)
+    clusterrules.check_upgrade(tx, op, cluster, target)
+    members = nodespecs.members(tx, cluster_id)
     status = derived_status(cluster, members, timing)
     if status != "running":
         raise conflict(("path", "cluster_id"), f"cluster is {status}; upgrades start only on a running cluster")
@@ -407,12 +203,12 @@ def _step(tx: Tx, cluster: dict, operation: dict) -> dict:
         audit.event(tx, tenant_id=cluster["tenant_id"], cluster_id=cluster["id"], kind="upgrade.completed",
                     message=f"all {len(operation['done'])} nodes upgraded")
         cluster = _save_op(tx, cluster, None, profile_id=operation["to_profile_id"])
-        _publish(tx, cluster)
+        nodespecs.publish(tx, cluster)
         return cluster
     host_id = remaining[0]
     tx.execute("UPDATE hosts SET profile_id = ? WHERE id = ?", (operation["to_profile_id"], host_id))
     cluster = _save_op(tx, cluster, operation)
-    _publish(tx, cluster, only={host_id})
+    nodespecs.publish(tx, cluster, only={host_id})
     operation["current"] = host_id
     operation["waiting_generation"] = hosts.spec_of(tx, host_id)[0]
     audit.event(tx, tenant_id=cluster["tenant_id"], cluster_id=cluster["id"], host_id=host_id, kind="upgrade.node",
@@ -429,7 +225,7 @@ def _roll_back(tx: Tx, cluster: dict, operation: dict, reason: str) -> dict:
     for host_id in touched:
         tx.execute("UPDATE hosts SET profile_id = ? WHERE id = ?", (operation["from_profile_id"], host_id))
     cluster = _save_op(tx, cluster, operation)
-    _publish(tx, cluster, only=set(touched))
+    nodespecs.publish(tx, cluster, only=set(touched))
     operation["rollback"] = {h: hosts.spec_of(tx, h)[0] for h in touched}
     audit.event(tx, tenant_id=cluster["tenant_id"], cluster_id=cluster["id"], kind="upgrade.rolling_back",
                 severity="warning", message=f"{reason}; rolling back {touched or 'no nodes'}")
@@ -461,16 +257,16 @@ def delete(tx: Tx, op: Operator, cluster_id: str, *, force: bool, timing: hosts.
     cluster = _row(tx, op.tenant_id, cluster_id, lock=True)
     audit.record(tx, tenant_id=op.tenant_id, actor=op.actor, action="delete", object_type="cluster",
                  object_id=cluster_id, source=op.source, detail={"force": force})
-    members = _members(tx, cluster_id)
+    members = nodespecs.members(tx, cluster_id)
     if force:
         for m in members:
-            _detach(tx, m["id"])
+            nodespecs.detach(tx, m["id"])
             hosts.write_spec(tx, m["id"], {**hosts.empty_spec(m["id"]), "action": "reset"})
         return _remove(tx, cluster, "deleted with force; agents reset their nodes without confirming")
     if not cluster["deleting"]:
         for m in members:
             if m["pool"] != LEAVING:
-                _reset_host(tx, m["id"])
+                nodespecs.reset_host(tx, m["id"])
         cluster = _save_op(tx, cluster, None, deleting=1)
         audit.event(tx, tenant_id=op.tenant_id, cluster_id=cluster_id, kind="cluster.deleting",
                     message=f"resetting {len(members)} nodes")
@@ -493,7 +289,7 @@ def _learn_ca_hash(tx: Tx, cluster: dict, host: dict) -> dict:
         return cluster
     settings["ca_hash"] = reported
     cluster = _bump(tx, cluster, settings=dumps(settings))
-    _publish(tx, cluster)
+    nodespecs.publish(tx, cluster)
     audit.event(tx, tenant_id=cluster["tenant_id"], cluster_id=cluster["id"], host_id=host["id"],
                 kind="cluster.ca_hash", message=f"cluster CA {reported[:19]}… published to every member")
     return cluster
@@ -508,10 +304,10 @@ def on_host_report(tx: Tx, host: dict, timing: hosts.Timing) -> None:
     current_gen = host["observed_generation"] == host["spec_generation"]
     if host["pool"] == LEAVING:
         if current_gen and host["phase"] == "ready":
-            _detach(tx, host["id"])
+            nodespecs.detach(tx, host["id"])
             audit.event(tx, tenant_id=cluster["tenant_id"], cluster_id=cluster["id"], host_id=host["id"],
                         kind="node.left", message=f"{host['id']} reset and returned to ready")
-            if cluster["deleting"] and not _members(tx, cluster["id"]):
+            if cluster["deleting"] and not nodespecs.members(tx, cluster["id"]):
                 _remove(tx, cluster, "every node reset")
         return
     operation = json.loads(cluster["operation"]) if cluster["operation"] else None
@@ -532,7 +328,7 @@ def on_host_report(tx: Tx, host: dict, timing: hosts.Timing) -> None:
                 _finish_rollback(tx, cluster, operation)
         return
     if not cluster["ever_running"] and not cluster["deleting"]:
-        members = _members(tx, cluster["id"])
+        members = nodespecs.members(tx, cluster["id"])
         if all(_healthy(m, timing) for m in members):
             tx.execute("UPDATE clusters SET ever_running = 1 WHERE id = ?", (cluster["id"],))
             audit.event(tx, tenant_id=cluster["tenant_id"], cluster_id=cluster["id"], kind="cluster.running",

@@ -43,6 +43,11 @@ class SpecWaiters:
                 if not waiting:
                     del self._waiters[host_id]
 
+    def wake_all(self) -> None:
+        with self._lock:
+            hosts = list(self._waiters)
+        self.wake(hosts)
+
     def wake(self, host_ids: set[str] | list[str]) -> None:
         loop = self._loop
         if loop is None or loop.is_closed():

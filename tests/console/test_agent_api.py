@@ -21,7 +21,7 @@ def test_long_poll_is_woken_by_a_change(admin: Api) -> None:
         result["response"] = agent.spec(after=1, wait=20)
         result["elapsed"] = time.monotonic() - started
 
-    thread = threading.Thread(target=poll)
+    thread = threading.Thread(target=poll, daemon=True)
     thread.start()
     time.sleep(0.5)
     admin.ok("POST", "/v1/clusters", {"name": "c", "profile_id": profile["id"], "control_plane": [agent.host_id],

@@ -47,7 +47,7 @@ def test_long_poll_on_one_console_is_woken_by_a_change_through_the_other(two_con
                                        headers=credential, timeout=40)
         result["elapsed"] = time.monotonic() - started
 
-    thread = threading.Thread(target=poll)
+    thread = threading.Thread(target=poll, daemon=True)
     thread.start()
     time.sleep(1.0)  # the poll is parked in console A
     assert "response" not in result
