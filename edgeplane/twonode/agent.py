@@ -41,11 +41,8 @@ class NodeAgent:
                                 database=config.postgres.database, wal_timeout_s=config.replication.wal_timeout)
         self.peer_pg = parse_host_port(config.peer.postgres, option="peer.postgres")
         self.link = PeerLink(config.peer.api, config.peer.postgres, self.token, config.probe.timeout)
-        dsn = datastore_dsn((config.postgres.host, config.postgres.port), self.peer_pg, config.postgres.database,
-                            config.name)
-        self.datastore = ManagedProcess(
-            datastore_argv(config.datastore.command, config.datastore.listen, dsn, config.name),
-            config.data_dir / "datastore.pid", config.data_dir / "datastore.log", marker=config.datastore.listen)
+        self.datastore = ManagedProcess(config.data_dir / "datastore.pid", config.data_dir / "datastore.log",
+                                        marker=config.datastore.listen)
         self.memory = Memory(started_at=time.monotonic())
         self.lock = threading.Lock()
         self.events: deque[dict] = deque(self._load_events(), maxlen=50)  # survives agent restarts
@@ -218,8 +215,7 @@ class NodeAgent:
             # Status reports what we just did, not what the tick started from.
             with self.lock:
                 self._obs = _after(self._obs, action)
-        if obs.has_data and (obs.pg_role or (obs.peer and obs.peer.pg_role == "primary")):
-            self.datastore.ensure()
+        self._point_datastore()
         return decision
 
     def execute(self, action: Action) -> None:
@@ -248,6 +244,24 @@ class NodeAgent:
             self._resync(action.export_split_writes)
         else:
             raise TypeError(f"unknown action {action!r}")
+
+    def _datastore_argv(self, leader: str) -> list[str]:
+        """The datastore command line pointing at ``leader`` ("local" or "peer")."""
+        local = (self.config.postgres.host, self.config.postgres.port)
+        dsn = datastore_dsn(local if leader == "local" else self.peer_pg, self.config.postgres.database,
+                            self.config.name)
+        return datastore_argv(self.config.datastore.command, self.config.datastore.listen, dsn, self.config.name)
+
+    def _point_datastore(self) -> None:
+        """Keep the datastore running and pointed at whichever PostgreSQL leads."""
+        with self.lock:
+            obs = self._obs
+        if obs is None or not obs.has_data:
+            return
+        if obs.pg_role == "primary":
+            self.datastore.ensure(self._datastore_argv("local"))
+        elif obs.pg_role == "standby" or (obs.peer_pg_role == "primary" and obs.pg_role is None):
+            self.datastore.ensure(self._datastore_argv("peer"))
 
     def _peer_hosts(self) -> list[str]:
         return [self.peer_pg[0], parse_host_port(self.config.peer.api, option="peer.api")[0]]
@@ -284,7 +298,7 @@ class NodeAgent:
         self._epoch = store.record_epoch(self.local_dsn(), self.config.name, floor)
         # Re-point the datastore now: its connection to the old leader may hang forever.
         # It is useless until restarted, so no graceful stop.
-        self.datastore.restart(graceful=False)
+        self.datastore.restart(self._datastore_argv("local"), graceful=False)
         self._event("promoted", f"leader of epoch {self._epoch} after {time.monotonic() - started:.2f}s;"
                                 f" revisions continue above {minimum}")
 
@@ -297,9 +311,9 @@ class NodeAgent:
         self.pg.clone_from(host, port, self.config.name)
         self.pg.write_static_config(self._peer_hosts())
         self.pg.start()
-        # The database under the datastore was replaced: drop its caches and watch position.
-        if export:
-            self.datastore.restart()
+        # The database under the datastore was replaced: drop its caches and watch position,
+        # and follow the winner.
+        self.datastore.restart(self._datastore_argv("peer"), graceful=False)
         self._event("resynced", f"now following {self.config.peer.name}")
 
     # -- running -------------------------------------------------------------------------

@@ -1,6 +1,11 @@
-"""The node's datastore process: started by the agent, adopted across agent restarts, restarted
-on promotion so it re-points at the local (now primary) PostgreSQL even when its old connection
-to the previous leader hangs (a paused or black-holed peer never sends a reset).
+"""The node's datastore process: started by the agent, adopted across agent restarts, and always
+pointed at the leader's PostgreSQL: its own when this node leads, the peer's when it follows.
+
+A single target (not a libpq multi-host list) means a datastore can never write to the wrong
+side: with a list, one failed connection attempt to the local primary was enough for a new
+leader's datastore to fall back to a stale old leader that had just resumed. Re-pointing is a
+restart, which also recovers a datastore whose connection to a paused or black-holed peer hangs
+(such a peer never sends a reset).
 """
 
 from __future__ import annotations
@@ -16,41 +21,50 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 
-def datastore_dsn(local: tuple[str, int], peer: tuple[str, int], database: str, node: str) -> str:
-    """libpq multi-host DSN: local first, then the peer; always the one that accepts writes."""
-    # Hosts and ports as query parameters: a multi-host netloc confuses URL parsers.
-    hosts = ",".join(h for h, _ in (local, peer))
-    ports = ",".join(str(p) for _, p in (local, peer))
-    return (f"postgresql://postgres@/{database}?host={hosts}&port={ports}&target_session_attrs=read-write"
+def datastore_dsn(target: tuple[str, int], database: str, node: str) -> str:
+    """DSN of the leader's PostgreSQL; read-only (fenced) servers are refused at connect."""
+    host, port = target
+    return (f"postgresql://postgres@{host}:{port}/{database}?target_session_attrs=read-write"
             f"&connect_timeout=2&application_name=edgeplane-datastore-{node}")
 
 
 class ManagedProcess:
     """One long-running child in its own session, its PID kept in a file so it can be adopted."""
 
-    def __init__(self, argv: list[str], pid_file: Path, log_file: Path, marker: str) -> None:
-        self.argv = argv
+    def __init__(self, pid_file: Path, log_file: Path, marker: str) -> None:
         self.pid_file = pid_file
         self.log_file = log_file
         self.marker = marker  # substring of its command line, so a recycled PID is not adopted
 
-    def pid(self) -> int | None:
+    def _running(self) -> tuple[int, list[str]] | None:
+        """(pid, argv) of our live process, or None."""
         try:
             pid = int(self.pid_file.read_text())
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")[:-1]
             stat = Path(f"/proc/{pid}/stat").read_text()
         except (OSError, ValueError):
             return None
-        if self.marker not in cmdline or stat.rsplit(")", 1)[1].split()[0] == "Z":
+        if self.marker not in argv or stat.rsplit(")", 1)[1].split()[0] == "Z":
             return None
-        return pid
+        return pid, argv
 
-    def ensure(self) -> int:
-        return self.pid() or self.start()
+    def pid(self) -> int | None:
+        running = self._running()
+        return running[0] if running else None
 
-    def start(self) -> int:
+    def ensure(self, argv: list[str]) -> int:
+        """Running with exactly ``argv``: adopt it, or (re)start it."""
+        running = self._running()
+        if running and running[1] == argv:
+            return running[0]
+        if running:
+            log.info("re-pointing %s", self.marker)
+            self.stop(graceful=False)
+        return self.start(argv)
+
+    def start(self, argv: list[str]) -> int:
         with open(self.log_file, "ab") as out:
-            child = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            child = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                      start_new_session=True, cwd="/")
         self.pid_file.write_text(str(child.pid))
         log.info("started %s (pid %d)", self.marker, child.pid)
@@ -73,9 +87,9 @@ class ManagedProcess:
                 break
         _reap(pid)
 
-    def restart(self, graceful: bool = True) -> int:
+    def restart(self, argv: list[str], graceful: bool = True) -> int:
         self.stop(graceful=graceful)
-        return self.start()
+        return self.start(argv)
 
 
 def _reap(pid: int) -> None:
