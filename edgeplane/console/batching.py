@@ -13,7 +13,7 @@ import queue
 import threading
 from typing import Any
 
-from edgeplane.console import hosts
+from edgeplane.console import clusters, hosts
 from edgeplane.console.db import Database
 from edgeplane.console.errors import ApiError
 
@@ -68,7 +68,10 @@ class HeartbeatWriter:
             with self._db.transaction() as tx:
                 for host_id, credential, body, future in batch:
                     try:
-                        outcomes.append((future, hosts.heartbeat(tx, host_id, credential, body), None))
+                        generation, pending_join = hosts.heartbeat(tx, host_id, credential, body)
+                        if pending_join:  # once per QR-approved host: join the cluster it was approved into
+                            generation = clusters.join_pending(tx, host_id, pending_join)
+                        outcomes.append((future, generation, None))
                     except ApiError as exc:  # refused before writing anything for this host
                         outcomes.append((future, None, exc))
         except Exception as exc:  # noqa: BLE001 - the commit failed: every caller learns it

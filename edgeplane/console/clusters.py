@@ -13,7 +13,7 @@ from typing import Any
 from edgeplane.console import audit, clusterrules, hosts, keys, nodespecs, packstore, profiles, tenancy
 from edgeplane.console.auth import Operator
 from edgeplane.console.db import Tx, dumps, now_ms
-from edgeplane.console.errors import conflict, invalid, not_found
+from edgeplane.console.errors import ApiError, conflict, invalid, not_found
 from edgeplane.console.nodespecs import CP, LEAVING, WORKER
 
 
@@ -151,6 +151,54 @@ def scale(tx: Tx, op: Operator, cluster_id: str, body: dict[str, Any], timing: h
     audit.event(tx, tenant_id=op.tenant_id, cluster_id=cluster_id, kind="cluster.scaled",
                 message=f"added {added or 'none'}, removing {removed or 'none'}")
     return view(tx, cluster, timing)
+
+
+def _pools(tx: Tx, cluster_id: str) -> dict[str, list[str]]:
+    members = nodespecs.members(tx, cluster_id)
+    return {"control_plane": [m["id"] for m in members if m["pool"] == CP],
+            "workers": [m["id"] for m in members if m["pool"] == WORKER]}
+
+
+def check_join(tx: Tx, op: Operator, cluster_id: str, pool: str) -> None:
+    """Whether a host approved by QR may later join this cluster's pool (checked at approval)."""
+    cluster = tx.one("SELECT * FROM clusters WHERE id = ? AND tenant_id = ?", (cluster_id, op.tenant_id))
+    if cluster is None:
+        raise not_found(("body", "cluster_id"), "cluster")
+    if cluster["deleting"]:
+        raise conflict(("body", "cluster_id"), "cluster is being deleted")
+    if pool == CP:
+        profile = packstore.get_profile(tx, op.tenant_id, cluster["profile_id"])
+        dist = profiles.distribution(packstore.resolved_layers(tx, op.tenant_id, profile))
+        count = len(_pools(tx, cluster_id)["control_plane"]) + 1
+        try:
+            datastore = clusterrules.choose_datastore(count, dist, json.loads(cluster["settings"])["management_mode"])
+        except ApiError:
+            datastore = None
+        if datastore != cluster["datastore"]:
+            raise invalid(("body", "pool"), f"a {cluster['datastore']} cluster cannot take a control-plane node "
+                                            f"number {count}; join it as a worker")
+
+
+def join_pending(tx: Tx, host_id: str, pending: str) -> int:
+    """On a QR-approved host's first heartbeat: scale its cluster to include it. A refusal (the
+    cluster changed since the approval) becomes an event, never a failed heartbeat."""
+    joins = json.loads(pending)
+    row = tx.one("SELECT tenant_id FROM hosts WHERE id = ?", (host_id,))
+    op = Operator("", joins["by"], row["tenant_id"], "operator", "qr-approval")
+    # A savepoint keeps the other heartbeats of the batch safe whatever happens here.
+    tx.execute("SAVEPOINT qr_join")
+    try:
+        body = _pools(tx, joins["cluster_id"])
+        body["control_plane" if joins["pool"] == CP else "workers"].append(host_id)
+        scale(tx, op, joins["cluster_id"], body, hosts.Timing())
+    except Exception as exc:  # noqa: BLE001 - any refusal becomes an event, never a failed heartbeat
+        tx.execute("ROLLBACK TO SAVEPOINT qr_join")
+        audit.event(tx, tenant_id=row["tenant_id"], host_id=host_id, kind="host.join_failed", severity="warning",
+                    message=f"could not join cluster {joins['cluster_id']} as {joins['pool']}: "
+                            f"{exc.msg if isinstance(exc, ApiError) else type(exc).__name__}")
+    tx.execute("RELEASE SAVEPOINT qr_join")
+    tx.execute("UPDATE hosts SET pending_join = NULL WHERE id = ?", (host_id,))
+    return hosts.spec_of(tx, host_id)[0]
 
 
 def reconfigure(tx: Tx, op: Operator, cluster_id: str, body: dict[str, Any], timing: hosts.Timing) -> dict[str, Any]:

@@ -42,7 +42,7 @@ def derived_status(row: dict[str, Any], timing: Timing, now: int | None = None) 
 
 HOST_COLUMNS = ("id, tenant_id, project_id, registration, approved, waiting_for, credential_hash, tags, inventory,"
                 " health, health_message, last_heartbeat, cluster_id, pool, profile_id, spec_generation,"
-                " observed_generation, phase, phase_message, kubernetes, created_at, updated_at")
+                " observed_generation, phase, phase_message, kubernetes, pending_join, created_at, updated_at")
 
 
 def view(row: dict[str, Any], timing: Timing) -> dict[str, Any]:
@@ -56,6 +56,7 @@ def view(row: dict[str, Any], timing: Timing) -> dict[str, Any]:
         "spec_generation": row["spec_generation"], "observed_generation": row["observed_generation"],
         "phase": row["phase"], "phase_message": row["phase_message"],
         "kubernetes": json.loads(row["kubernetes"]) if row["kubernetes"] else None,
+        "joins": json.loads(row["pending_join"]) if row["pending_join"] else None,
         "created_at": row["created_at"], "updated_at": row["updated_at"],
     }
 
@@ -72,20 +73,23 @@ def list_rows(tx: Tx, tenant_id: str) -> list[dict[str, Any]]:
     return tx.all(f"SELECT {HOST_COLUMNS} FROM hosts WHERE tenant_id = ? ORDER BY id", (tenant_id,))
 
 
-def heartbeat(tx: Tx, host_id: str, credential: str, body: dict[str, Any]) -> int:
-    """Record a heartbeat in one statement that also checks the credential; return the spec generation."""
+def heartbeat(tx: Tx, host_id: str, credential: str, body: dict[str, Any]) -> tuple[int, str | None]:
+    """Record a heartbeat in one statement that also checks the credential.
+
+    Returns the spec generation and the cluster pool a QR approval asked this host to join, if any.
+    """
     now = now_ms()
     inventory = dumps(body["inventory"]) if body.get("inventory") is not None else None
     row = tx.one(
         "UPDATE hosts SET last_heartbeat = ?, health = ?, health_message = ?, inventory = COALESCE(?, inventory),"
-        " updated_at = ? WHERE id = ? AND credential_hash = ? RETURNING spec_generation",
+        " updated_at = ? WHERE id = ? AND credential_hash = ? RETURNING spec_generation, pending_join",
         (now, body["health"], body.get("message", ""), inventory, now, host_id, keys.digest(credential)))
     if row is None:
         owner = tx.one("SELECT id FROM hosts WHERE credential_hash = ?", (keys.digest(credential),))
         if owner is None:
             raise unauthorized("unknown host credential")
         raise forbidden("this credential belongs to another host")
-    return row["spec_generation"]
+    return row["spec_generation"], row["pending_join"]
 
 
 def spec_of(tx: Tx, host_id: str) -> tuple[int, dict[str, Any]]:

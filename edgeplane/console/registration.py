@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
-from edgeplane.console import audit, hosts, keys, tenancy
+from edgeplane.console import audit, clusters, hosts, keys, tenancy
 from edgeplane.console.auth import Operator
 from edgeplane.console.db import Tx, dumps, now_ms
 from edgeplane.console.errors import ApiError, conflict, invalid, not_found, unauthorized
@@ -226,11 +227,18 @@ def qr_request(tx: Tx, host_id: str, code: str) -> dict[str, Any]:
 def qr_approve(tx: Tx, op: Operator, host_id: str, body: dict[str, Any]) -> dict[str, Any]:
     row = _qr_request(tx, host_id, body["code"], ("body", "code"))
     project = tenancy.project_id(tx, op.tenant_id, body.get("project_id"), ("body", "project_id"))
-    tags = hosts.view(row, hosts.Timing())["tags"]
+    tags = json.loads(row["tags"])
     if body.get("site"):
         tags["site"] = body["site"]
+    joins = None
+    if body.get("cluster_id"):
+        clusters.check_join(tx, op, body["cluster_id"], body["pool"])
+        joins = {"cluster_id": body["cluster_id"], "pool": body["pool"], "by": op.name}
     tx.execute("UPDATE hosts SET tenant_id = ?, project_id = ?, approved = 1, tags = ?, qr_code_hash = NULL,"
-               " updated_at = ? WHERE id = ?", (op.tenant_id, project, dumps(tags), now_ms(), host_id))
+               " pending_join = ?, updated_at = ? WHERE id = ?",
+               (op.tenant_id, project, dumps(tags), dumps(joins) if joins else None, now_ms(), host_id))
     audit.record(tx, tenant_id=op.tenant_id, actor=op.actor, action="approve-qr", object_type="host",
-                 object_id=host_id, source=op.source, detail={"project_id": project, "site": body.get("site")})
-    return {"host_id": host_id, "project_id": project, "tags": tags, "status": "pending", "waiting_for": "host"}
+                 object_id=host_id, source=op.source,
+                 detail={"project_id": project, "site": body.get("site"), "joins": joins})
+    return {"host_id": host_id, "project_id": project, "tags": tags, "joins": joins, "status": "pending",
+            "waiting_for": "host"}

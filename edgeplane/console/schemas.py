@@ -98,6 +98,8 @@ class QrApproveIn(Body):
     code: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{6,64}$")]
     project_id: str | None = None
     site: Annotated[str, Field(min_length=1, max_length=253)] | None = None
+    cluster_id: str | None = None
+    pool: Literal["control-plane", "worker"] = "worker"
 
 
 class Endpoint(Body):

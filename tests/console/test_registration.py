@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.console.helpers import Agent, Api, loc_msg
+from tests.console.helpers import Agent, Api, loc_msg, ready_hosts
 
 SECRET = "s" * 40
 
@@ -160,3 +160,40 @@ def test_expired_qr_code(admin: Api) -> None:
     assert admin.post("/v1/qr-approvals/edge-qr3", {"code": "CODE0001"}).status_code == 403
     admin.ok("POST", "/v1/qr-approvals/edge-qr3", {"code": "CODE0002"})
     assert agent.register(mode="qr", qr_code="CODE0002", secret=SECRET).status_code == 201
+
+
+def test_qr_approval_into_a_cluster(admin: Api) -> None:
+    (cp,) = ready_hosts(admin, 1)
+    profile = admin.profile()
+    cluster = admin.ok("POST", "/v1/clusters", {"name": "store", "profile_id": profile["id"],
+                                                "control_plane": [cp.host_id], "endpoint": {"ddns": "s.example"}})
+    agent = Agent(admin.client, "edge-qr9")
+    agent.register(mode="qr", qr_code="JOIN0001", secret=SECRET)
+    for body, loc, status in [({"cluster_id": "c_nope"}, ["body", "cluster_id"], 404),
+                              ({"cluster_id": cluster["id"], "pool": "control-plane"}, ["body", "pool"], 422)]:
+        response = admin.post("/v1/qr-approvals/edge-qr9", {"code": "JOIN0001", **body})
+        assert response.status_code == status and loc_msg(response)[0] == loc, response.text
+    assert admin.get("/v1/hosts/edge-qr9").status_code == 404  # nothing written: still an unapproved request
+    approved = admin.ok("POST", "/v1/qr-approvals/edge-qr9", {"code": "JOIN0001", "cluster_id": cluster["id"]})
+    assert approved["joins"]["cluster_id"] == cluster["id"]
+    assert agent.register(mode="qr", qr_code="JOIN0001", secret=SECRET).status_code == 201
+    assert admin.ok("GET", f"/v1/clusters/{cluster['id']}")["workers"] == []
+    assert agent.heartbeat(5).json()["spec_generation"] == 2
+    assert admin.ok("GET", f"/v1/clusters/{cluster['id']}")["workers"] == ["edge-qr9"]
+    spec = agent.spec().json()
+    assert spec["action"] == "apply" and spec["cluster"]["role"] == "worker"
+    assert admin.ok("GET", "/v1/hosts/edge-qr9")["joins"] is None
+
+
+def test_qr_join_refused_later_becomes_an_event(admin: Api) -> None:
+    (cp,) = ready_hosts(admin, 1)
+    cluster = admin.ok("POST", "/v1/clusters", {"name": "store", "profile_id": admin.profile()["id"],
+                                                "control_plane": [cp.host_id], "endpoint": {"ddns": "s.example"}})
+    agent = Agent(admin.client, "edge-qr8")
+    agent.register(mode="qr", qr_code="JOIN0002", secret=SECRET)
+    admin.ok("POST", "/v1/qr-approvals/edge-qr8", {"code": "JOIN0002", "cluster_id": cluster["id"]})
+    agent.register(mode="qr", qr_code="JOIN0002", secret=SECRET)
+    admin.call("DELETE", f"/v1/clusters/{cluster['id']}?force=true")
+    assert agent.heartbeat(6).status_code == 200
+    assert admin.ok("GET", "/v1/hosts/edge-qr8")["status"] == "ready"
+    assert "host.join_failed" in [e["kind"] for e in admin.ok("GET", "/v1/hosts/edge-qr8/events")]
