@@ -65,6 +65,17 @@ class Console:
                 self.limiter.failed(source)
             raise
 
+    async def heartbeat(self, source: str, host_id: str, credential: str, body: dict[str, Any]) -> dict[str, int]:
+        """One heartbeat, group-committed (shared by the FastAPI route and the fast path)."""
+        self.limiter.check(source)
+        try:
+            generation = await self.heartbeats.submit(host_id, credential, body)
+        except ApiError as exc:
+            if exc.status == 401:
+                self.limiter.failed(source)
+            raise
+        return {"spec_generation": generation, "heartbeat_interval": self.config.timing.heartbeat_interval_s}
+
     def as_operator(self, request: Request, role: str, fn: Callable[[Tx, auth.Operator], T]) -> T:
         """Authenticate the API key, check the role and run fn in one transaction."""
         source = self.source(request)
@@ -364,16 +375,8 @@ def _agent_routes(app: FastAPI, c: Console) -> None:
 
     @router.post("/v1/agent/hosts/{host_id}/heartbeat", tags=["agent"])
     async def heartbeat(host_id: str, body: schemas.HeartbeatIn, request: Request) -> dict[str, int]:
-        source = c.source(request)
-        c.limiter.check(source)
-        credential = auth.bearer(request.headers.get("authorization"))
-        try:
-            generation = await c.heartbeats.submit(host_id, credential, body.model_dump(mode="json", exclude_none=True))
-        except ApiError as exc:
-            if exc.status == 401:
-                c.limiter.failed(source)
-            raise
-        return {"spec_generation": generation, "heartbeat_interval": timing.heartbeat_interval_s}
+        return await c.heartbeat(c.source(request), host_id, auth.bearer(request.headers.get("authorization")),
+                                 body.model_dump(mode="json", exclude_none=True))
 
     @router.get("/v1/agent/hosts/{host_id}/spec", tags=["agent"], responses={204: {}})
     async def spec(host_id: str, request: Request, after: int = Query(0, ge=0),

@@ -2,7 +2,7 @@
 
 This ASGI middleware answers a well-formed, authenticated heartbeat without FastAPI's routing and
 dependency machinery, which cost more CPU than the heartbeat itself. It applies the same schema
-(``HeartbeatIn``), limiter and group-commit writer as the FastAPI route. Anything it does not
+(``HeartbeatIn``) and the same ``Console.heartbeat`` as the FastAPI route. Anything it does not
 fully handle (another path, a malformed body, a missing or blocked credential) goes on to the
 FastAPI app with the body replayed, so every error still comes from the one documented route.
 """
@@ -52,14 +52,11 @@ class HeartbeatFastPath:
             parsed = HeartbeatIn.model_validate_json(body)
         except (ApiError, ValidationError):
             return None
-        c = self.console
         try:
-            generation = await c.heartbeats.submit(host_id, credential.strip(), parsed.model_dump(mode="json", exclude_none=True))
+            return 200, await self.console.heartbeat(source, host_id, credential.strip(),
+                                                     parsed.model_dump(mode="json", exclude_none=True))
         except ApiError as exc:
-            if exc.status == 401:
-                c.limiter.failed(source)
             return exc.status, exc.body()
-        return 200, {"spec_generation": generation, "heartbeat_interval": c.config.timing.heartbeat_interval_s}
 
 
 async def _read_body(receive: Any) -> bytes:
