@@ -243,9 +243,10 @@ def _operator_routes(app: FastAPI, c: Console) -> None:  # noqa: C901 - a flat l
         return Response(status_code=204)
 
     @router.get("/v1/hosts", tags=["hosts"])
-    def host_list(request: Request) -> list[dict[str, Any]]:
+    def host_list(request: Request, limit: int = Query(1000, ge=1, le=10000),
+                  offset: int = Query(0, ge=0)) -> list[dict[str, Any]]:
         return c.as_operator(request, "viewer", lambda tx, op: [
-            hosts.view(r, timing) for r in hosts.list_rows(tx, op.tenant_id)])
+            hosts.view(r, timing) for r in hosts.list_rows(tx, op.tenant_id, limit, offset)])
 
     @router.post("/v1/hosts", status_code=201, tags=["hosts"])
     def pre_enter(body: schemas.HostsIn, request: Request) -> dict[str, Any]:

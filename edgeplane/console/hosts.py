@@ -69,8 +69,10 @@ def get_row(tx: Tx, tenant_id: str, host_id: str, loc: tuple = ("path", "host_id
     return row
 
 
-def list_rows(tx: Tx, tenant_id: str) -> list[dict[str, Any]]:
-    return tx.all(f"SELECT {HOST_COLUMNS} FROM hosts WHERE tenant_id = ? ORDER BY id", (tenant_id,))
+def list_rows(tx: Tx, tenant_id: str, limit: int, offset: int) -> list[dict[str, Any]]:
+    """One page of the tenant's hosts in ID order."""
+    return tx.all(f"SELECT {HOST_COLUMNS} FROM hosts WHERE tenant_id = ? ORDER BY id LIMIT ? OFFSET ?",
+                  (tenant_id, limit, offset))
 
 
 def heartbeat(tx: Tx, host_id: str, credential: str, body: dict[str, Any]) -> tuple[int, str | None]:

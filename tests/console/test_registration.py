@@ -105,6 +105,8 @@ def test_manual_registration_waits_visibly_until_an_operator_approves(admin: Api
     assert admin.ok("GET", "/v1/hosts/edge-m2")["waiting_for"] == "host"
     assert Agent(admin.client, "edge-m2").register(mode="manual", token=token).status_code == 201
     assert admin.ok("GET", "/v1/hosts/edge-m2")["status"] == "registered"
+    page = admin.ok("GET", "/v1/hosts?limit=2&offset=1")
+    assert [h["id"] for h in page] == ["edge-m2", "edge-m3"]
     dup = admin.post("/v1/hosts", {"host_ids": ["edge-m4", "edge-m4"]})
     assert dup.status_code == 422 and loc_msg(dup)[0] == ["body", "host_ids", 1]
     assert admin.get("/v1/hosts/edge-m4").status_code == 404
