@@ -153,6 +153,8 @@ def _register_qr(tx: Tx, body: dict[str, Any], existing: dict | None, *, source:
     host_id = body["host_id"]
     url = f"{base_url.rstrip('/')}/v1/qr-approvals/{host_id}?code={body['qr_code']}"
     if existing is None:
+        # Unauthenticated requests must not pile up: forget those nobody approved in time.
+        tx.execute("DELETE FROM hosts WHERE tenant_id IS NULL AND qr_expires_at < ?", (now_ms(),))
         _insert_host(tx, host_id, tenant_id=None, project_id=None, registration="qr", approved=False,
                      tags=body.get("tags") or {}, inventory=body.get("inventory"),
                      qr=(body["qr_code"], body["secret"]))

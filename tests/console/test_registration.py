@@ -157,6 +157,9 @@ def test_expired_qr_code(admin: Api) -> None:
         tx.execute("UPDATE hosts SET qr_expires_at = 1")
     response = admin.post("/v1/qr-approvals/edge-qr3", {"code": "CODE0001"})
     assert response.status_code == 410 and "expired" in loc_msg(response)[1]
+    # Another host's first QR call forgets expired requests nobody approved.
+    assert Agent(admin.client, "edge-qr4").register(mode="qr", qr_code="CODE0009", secret=SECRET).status_code == 202
+    assert admin.post("/v1/qr-approvals/edge-qr3", {"code": "CODE0001"}).status_code == 404
     # The host starts again with a new code, which works.
     assert agent.register(mode="qr", qr_code="CODE0002", secret=SECRET).status_code == 202
     assert admin.post("/v1/qr-approvals/edge-qr3", {"code": "CODE0001"}).status_code == 403
