@@ -148,3 +148,37 @@ def test_audit_log_records_who_what_when_where(admin: Api) -> None:
     assert "eprt_" not in str(entries)  # the token value is never recorded
     assert [e["object_type"] for e in entries[:2]] == ["registration_token", "project"]
     assert entries[1]["detail"] == {"name": "north"}
+
+
+def test_every_object_endpoint_hides_other_tenants_objects(admin: Api, other_tenant: Api) -> None:
+    """Walk every operator route with a path parameter and aim it at tenant A's objects as B."""
+    agents = ready_hosts(admin, 2)
+    profile = admin.profile()
+    cluster = admin.ok("POST", "/v1/clusters", {"name": "c1", "profile_id": profile["id"],
+                                                "control_plane": [agents[0].host_id], "endpoint": {"ddns": "c.example"}})
+    user = admin.ok("POST", "/v1/users", {"name": "ann", "role": "viewer"})
+    key = admin.ok("POST", f"/v1/users/{user['id']}/api-keys", {"name": "k"})
+    admin.token("tok")
+    ids = {"host_id": agents[1].host_id, "cluster_id": cluster["id"], "profile_id": profile["id"],
+           "user_id": user["id"], "key_id": key["id"], "token_id": admin.ok("GET", "/v1/registration-tokens")[0]["id"],
+           "name": profile["name"]}
+    bodies = {"patch /v1/hosts/{host_id}": {"tags": {}}, "patch /v1/clusters/{cluster_id}": {},
+              "put /v1/clusters/{cluster_id}/pools": {"control_plane": [agents[0].host_id]},
+              "post /v1/clusters/{cluster_id}/upgrade": {"profile_id": profile["id"]},
+              "post /v1/users/{user_id}/api-keys": {"name": "x"},
+              "post /v1/profiles/{name}/versions": {"layers": profile["layers"]}}
+    checked = 0
+    for method, path in _routes(admin.client):
+        params = re.findall(r"\{([^}]+)\}", path)
+        if not params or path.startswith("/v1/agent/") or path.startswith("/v1/qr-approvals/"):
+            continue
+        url = path
+        for name in params:
+            url = url.replace("{" + name + "}", ids[name])
+        response = other_tenant.call(method, url, json=bodies.get(f"{method} {path}"))
+        assert response.status_code == 404, (method, path, response.text)
+        checked += 1
+    assert checked >= 15
+    # And nothing changed for tenant A.
+    assert admin.ok("GET", f"/v1/clusters/{cluster['id']}")["generation"] == 1
+    assert Api(admin.client, key["key"]).get("/v1/hosts").status_code == 200
