@@ -240,6 +240,10 @@ class NodeAgent:
                 latest = store.latest_change(self.local_dsn())
                 with self.lock:
                     self._last = latest
+            else:
+                # The fence cut the datastore's sessions; a fresh process starts from a clean
+                # connection state (and its watch feed from the current revision).
+                self.datastore.restart(self._datastore_argv("local"), graceful=False)
         elif isinstance(action, Resync):
             self._resync(action.export_split_writes)
         else:

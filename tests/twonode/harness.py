@@ -131,6 +131,15 @@ class Pair:
     def restart_agent(self, name: str) -> None:
         self.lab.start_agent(name)
 
+    def ensure_agents(self) -> None:
+        """Resume and restart whatever an earlier (failed) scenario left stopped or dead."""
+        self.heal()
+        for name in NODES:
+            self.signal_node(name, signal.SIGCONT)
+            agent = self.lab.agents.get(name)
+            if agent is None or agent.poll() is not None:
+                self.lab.start_agent(name)
+
     # -- clients -----------------------------------------------------------------------------
     def endpoint(self, name: str) -> str:
         return self.lab.endpoint(name)

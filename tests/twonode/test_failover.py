@@ -35,14 +35,11 @@ def resyncs(pair, name: str) -> int:
     return sum('"kind": "resync"' in line for line in pair.events().splitlines() if line.startswith(f"{name} "))
 
 
-def check_without_watch(pair) -> dict:
-    """Every invariant but the watch one, for scenarios where a datastore that is not restarted
-    loses its PostgreSQL connection: the datastore bug pinned by
-    test_watch_through_a_datastore_that_lost_its_database stalls its watches. Once that is fixed,
-    use check(pair, pair.watcher) here too."""
-    final = check(pair, watcher=None)
-    pair.watcher.restart()
-    return final
+@pytest.fixture(autouse=True)
+def converged(pair):
+    """Each scenario starts from a running, converged pair, even after an earlier one failed."""
+    pair.ensure_agents()
+    pair.wait_pair(60)
 
 
 class Writer:
@@ -133,7 +130,7 @@ def test_one_way_partition_does_not_promote(pair):
     time.sleep(2)
     assert pair.put("/oneway/1", "1", node=leader) is not None
     pair.heal()
-    final = check_without_watch(pair)
+    final = check(pair, pair.watcher)
     assert pair.epoch() == epoch and {"/oneway/0", "/oneway/1"} <= set(final)
 
 
@@ -147,7 +144,7 @@ def test_flapping_link_shorter_than_threshold_never_promotes(pair):
         pair.heal()
         time.sleep(0.6)
     writer.join()
-    check_without_watch(pair)
+    check(pair, pair.watcher)
     assert pair.epoch() == epoch and pair.leader() == leader
     assert resyncs(pair, follower) == before, "no resync storm"
     assert writer.count > 5
@@ -180,7 +177,7 @@ def test_watch_through_a_datastore_that_lost_its_database(pair):
         watch.kill()
         watch.wait()
         out.close()
-        check_without_watch(pair)
+        check(pair, pair.watcher)
 
 
 def test_sigstop_of_leader_beyond_threshold_then_resume(pair):
@@ -222,7 +219,7 @@ def test_pause_during_upgrade_prevents_promotion(pair):
     set_paused(pair.configs[leader], False)
     assert not pair.status(follower)["paused"]
     pair.put_until_ok("/upgraded", "1", node=leader)
-    check_without_watch(pair)
+    check(pair, pair.watcher)
     assert pair.epoch() == epoch
 
 
