@@ -6,11 +6,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from edgeplane.console import audit
+from edgeplane.console import audit, keys
 from edgeplane.console.auth import Host, Operator
 from edgeplane.console.db import Tx, dumps, now_ms
 from edgeplane.console.errors import conflict, forbidden, not_found, unauthorized
-from edgeplane.console import keys
 
 
 @dataclass(frozen=True)
