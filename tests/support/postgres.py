@@ -88,9 +88,17 @@ def start_postgres(base_dir: Path) -> PostgresServer:
                 os.chmod(parent, mode | 0o001)
     _run_checked(_as_server_user([str(bin_dir / "initdb"), "-D", str(data_dir), "-U", "postgres", "-A", "trust",
                                   "-E", "UTF8", "--no-locale"]))
-    port = free_port()
     log = base_dir / "postgres.log"
-    options = f"-c port={port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={base_dir} -c max_connections=200"
-    _run_checked(_as_server_user([str(bin_dir / "pg_ctl"), "-D", str(data_dir), "-l", str(log), "-o", options,
-                                  "-w", "start"]))
-    return PostgresServer(data_dir=data_dir, port=port, bin_dir=bin_dir)
+    for attempt in range(3):
+        # A port found free can be taken by another process before the server binds it: retry.
+        port = free_port()
+        options = (f"-c port={port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={base_dir} "
+                   "-c max_connections=200")
+        try:
+            _run_checked(_as_server_user([str(bin_dir / "pg_ctl"), "-D", str(data_dir), "-l", str(log), "-o",
+                                          options, "-w", "start"]))
+            return PostgresServer(data_dir=data_dir, port=port, bin_dir=bin_dir)
+        except RuntimeError as exc:
+            if attempt == 2:
+                raise RuntimeError(f"{exc}\nserver log:\n{log.read_text(errors='replace')[-2000:]}") from None
+    raise AssertionError("unreachable")
