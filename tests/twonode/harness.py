@@ -265,17 +265,19 @@ def _children(pid: int) -> list[int]:
 
 
 def signal_tree(pid: int, sig: int) -> None:
-    """Signal a process, its process group and its children's groups: every PostgreSQL child
-    process is its own group leader, so killpg(postmaster) alone would miss the backends."""
+    """Signal a process, its process group and each child's group: every PostgreSQL child is its
+    own group leader, so killpg(postmaster) alone would miss the backends and the WAL receiver.
+    The parent is frozen first so that it cannot fork a child we miss, and its children are
+    listed while it still is their parent (a killed parent's children are re-parented at once)."""
     if sig == signal.SIGCONT:
         _killpg(pid, sig)
         for child in _children(pid):
             _killpg(child, sig)
         return
-    _killpg(pid, sig)  # the parent first, so it cannot fork a child we would miss
-    for _ in range(2):  # again, for children forked while we were signalling
-        for child in _children(pid):
-            _killpg(child, sig)
+    _killpg(pid, signal.SIGSTOP)
+    for child in _children(pid):
+        _killpg(child, sig)
+    _killpg(pid, sig)
 
 
 def _killpg(pid: int, sig: int) -> None:
