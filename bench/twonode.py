@@ -1,6 +1,6 @@
 """Two-node HA benchmark: failover timings with production probe settings, and write throughput.
 
-Failover (default 10 repetitions, probe interval 1 s, timeout 1 s, threshold 3: the defaults): the leader node
+Failover (default 10 repetitions, probe interval 0.5 s, timeout 1 s, threshold 4: the defaults): the leader node
 (PostgreSQL, datastore, agent) is SIGKILLed while a client keeps writing through the survivor's
 datastore. Per repetition:
 - detection: kill -> the survivor's agent decides to promote (its "promote" event);
@@ -22,6 +22,7 @@ import importlib.util
 import json
 import os
 import platform
+import shutil
 import signal
 import statistics
 import sys
@@ -42,7 +43,7 @@ from tests.support.postgres import start_postgres  # noqa: E402
 from tests.support.servers import start_backend  # noqa: E402
 from tests.twonode.harness import signal_tree  # noqa: E402
 
-PRODUCTION_PROBE = {"interval": 1.0, "timeout": 1.0, "threshold": 3, "startup_grace": 10.0}  # the defaults
+PRODUCTION_PROBE = {"interval": 0.5, "timeout": 1.0, "threshold": 4, "startup_grace": 10.0}  # the defaults
 # Let a client reconnect quickly to a restarted datastore (gRPC's default back-off starts at 1 s).
 CHANNEL_OPTIONS = [("grpc.initial_reconnect_backoff_ms", 100), ("grpc.min_reconnect_backoff_ms", 100),
                    ("grpc.max_reconnect_backoff_ms", 500)]
@@ -163,9 +164,9 @@ def main() -> None:
     args = parser.parse_args()
     results: dict = {"machine": f"{platform.node()} {os.cpu_count()} cores, Python {platform.python_version()}",
                      "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "probe": PRODUCTION_PROBE}
-    with tempfile.TemporaryDirectory(prefix="ep-bench-twonode-") as tmp:
-        workdir = Path(tmp)
-        os.chmod(workdir, 0o755)
+    workdir = Path(tempfile.mkdtemp(prefix="ep-bench-twonode-"))
+    os.chmod(workdir, 0o755)
+    try:
         lab = Lab(write_pair(workdir / "pair", probe=PRODUCTION_PROBE))
         try:
             for name in lab.configs:
@@ -193,6 +194,10 @@ def main() -> None:
                 server.stop()
         finally:
             postgres.stop()
+    except BaseException:
+        print(f"logs kept in {workdir}", file=sys.stderr)
+        raise
+    shutil.rmtree(workdir, ignore_errors=True)
     report(results)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))

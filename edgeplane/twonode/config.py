@@ -58,9 +58,9 @@ class DatastoreConfig(_Strict):
 
 
 class ProbeConfig(_Strict):
-    interval: float = Field(1.0, gt=0, le=60)
+    interval: float = Field(0.5, gt=0, le=60)
     timeout: float = Field(1.0, gt=0, le=60)
-    threshold: int = Field(3, ge=1, le=1000)
+    threshold: int = Field(4, ge=1, le=1000)
     startup_grace: float = Field(10.0, ge=0)
 
 

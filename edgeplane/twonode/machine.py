@@ -44,8 +44,8 @@ class Settings:
 
     name: str
     priority: int = 0
-    interval_s: float = 1.0
-    threshold: int = 3
+    interval_s: float = 0.5
+    threshold: int = 4
     startup_grace_s: float = 10.0
     downgrade_after_s: float = 5.0
     resync_after_s: float = 10.0

@@ -32,12 +32,16 @@ class ManagedProcess:
     """One long-running child in its own session, its PID kept in a file so it can be adopted."""
 
     def __init__(self, pid_file: Path, log_file: Path, marker: str) -> None:
+        self._child: tuple[subprocess.Popen, list[str]] | None = None  # started by this agent
         self.pid_file = pid_file
         self.log_file = log_file
         self.marker = marker  # substring of its command line, so a recycled PID is not adopted
 
     def _running(self) -> tuple[int, list[str]] | None:
         """(pid, argv) of our live process, or None."""
+        if self._child is not None:  # our own child: no need to trust /proc (racy right after spawn)
+            child, argv = self._child
+            return (child.pid, argv) if child.poll() is None else None
         try:
             pid = int(self.pid_file.read_text())
             argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")[:-1]
@@ -66,6 +70,7 @@ class ManagedProcess:
         with open(self.log_file, "ab") as out:
             child = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                      start_new_session=True, cwd="/")
+        self._child = (child, argv)
         self.pid_file.write_text(str(child.pid))
         log.info("started %s (pid %d)", self.marker, child.pid)
         return child.pid

@@ -21,7 +21,7 @@ GOOD = {
 
 def test_minimal_config_gets_production_defaults():
     config = parse_config(GOOD)
-    assert (config.probe.interval, config.probe.threshold, config.replication.mode) == (1.0, 3, "sync")
+    assert (config.probe.interval, config.probe.threshold, config.replication.mode) == (0.5, 4, "sync")
     assert config.settings().name == "a"
 
 
