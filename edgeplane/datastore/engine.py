@@ -112,9 +112,12 @@ class Engine:
         except EtcdError:
             raise
         except Exception as exc:
-            if conn is not None and self.dialect.is_connection_error(exc):
-                self._local.conn = None
-                self._forget(conn)
+            if self.dialect.is_connection_error(exc):
+                # Either the open connection broke or reconnecting failed: both are UNAVAILABLE,
+                # and the next read tries a fresh connection.
+                if conn is not None:
+                    self._local.conn = None
+                    self._forget(conn)
                 raise errors.unavailable(f"database unavailable: {exc.__class__.__name__}") from exc
             raise
 

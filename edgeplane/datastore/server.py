@@ -18,7 +18,6 @@ import grpc
 from edgeplane.common.netaddr import parse_host_port
 from edgeplane.common.paths import default_data_dir
 from edgeplane.datastore.engine import Engine
-from edgeplane.datastore.errors import EtcdError
 from edgeplane.datastore.metrics import Metrics
 from edgeplane.datastore.proto import etcd_api_pb2_grpc as rpc
 from edgeplane.datastore.services import (
@@ -154,6 +153,8 @@ class Datastore:
             ("grpc.max_send_message_length", 2**31 - 1),
             ("grpc.keepalive_permit_without_calls", 1),
             ("grpc.http2.min_ping_interval_without_data_ms", 5000),
+            # A second datastore on the same port must fail, not silently share it.
+            ("grpc.so_reuseport", 0),
         ])
         rpc.add_KVServicer_to_server(KVService(ctx), server)
         rpc.add_WatchServicer_to_server(WatchService(ctx), server)
@@ -162,7 +163,11 @@ class Datastore:
         rpc.add_MaintenanceServicer_to_server(MaintenanceService(ctx), server)
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         credentials = self._credentials()
-        self.bound_port = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
+        try:
+            self.bound_port = (server.add_secure_port(address, credentials) if credentials
+                               else server.add_insecure_port(address))
+        except RuntimeError as exc:
+            raise StartupError(f"--listen {address}: cannot listen there ({exc}); is the port in use?") from None
         if self.config.metrics_listen:
             metrics_host, metrics_port = parse_host_port(self.config.metrics_listen, option="--metrics-listen")
             self.metrics.serve(metrics_host, metrics_port)
@@ -241,7 +246,8 @@ class Datastore:
                     engine.revision = max(engine.revision, hub.revision)
                     if next_revision > latest:
                         break
-            except EtcdError:
+            except Exception:  # database away or a bug: keep following, the next round retries
+                log.warning("change feed: reading new revisions failed", exc_info=True)
                 await asyncio.sleep(0.5)
 
     def _listen_for_notifications(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -264,8 +270,8 @@ class Datastore:
                 expired = await engine.read(lambda reader, meta: reader.expired_leases(time.time()))
                 for lease_id in expired:
                     await engine.write(lambda w, lease_id=lease_id: w.expire_lease(lease_id))
-            except EtcdError:
-                continue
+            except Exception:  # database away: leases expire on a later round
+                log.debug("lease expiry round failed", exc_info=True)
 
     async def _checkpoint(self, engine: Engine) -> None:
         while True:

@@ -289,8 +289,8 @@ class Compactor:
             try:
                 await self._auto_compact()
                 await self.run_physical()
-            except EtcdError:
-                pass  # raced with another compaction or the database is away; try next round
+            except Exception:  # raced with another compaction or the database is away; next round retries
+                pass
 
     async def _auto_compact(self) -> None:
         kind, amount = self.retention

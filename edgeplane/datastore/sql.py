@@ -132,9 +132,10 @@ class Endpoint:
     def describe(self) -> str:
         if self.engine == "sqlite":
             return f"sqlite:{self.target}"
+        # Never show credentials; libpq URLs may list several hosts ("a:5432,b:5433").
         parsed = urlparse(self.target)
-        host = parsed.hostname or "local socket"
-        return f"postgres:{host}{(':' + str(parsed.port)) if parsed.port else ''}{parsed.path}"
+        hosts = parsed.netloc.rsplit("@", 1)[-1] or "local socket"
+        return f"postgres://{hosts}{parsed.path}"
 
 
 def parse_endpoint(value: str) -> Endpoint:

@@ -255,3 +255,74 @@ def test_defragment_shrinks_the_sqlite_file_after_compaction(fresh_backend):
     assert "Finished defragmenting etcd member" in etcdctl(server.endpoint, "defrag").stdout
     after = etcdctl_json(server.endpoint, "endpoint", "status")[0]["Status"]["dbSize"]
     assert after < before / 4, (before, after)
+
+
+def test_a_second_datastore_on_the_same_port_fails_clearly(tmp_path):
+    server = start_datastore(tmp_path, f"sqlite://{tmp_path / 'one.db'}")
+    try:
+        result = subprocess.run([sys.executable, "-m", "edgeplane.cli", "datastore", "--listen", server.endpoint,
+                                 "--endpoint", f"sqlite://{tmp_path / 'two.db'}"],
+                                capture_output=True, text=True, timeout=30, cwd=REPO)
+        assert result.returncode == 2
+        assert f"--listen {server.endpoint}: cannot listen there" in result.stderr
+    finally:
+        server.stop()
+
+
+def test_endpoint_descriptions_never_show_passwords_and_accept_several_hosts():
+    from edgeplane.datastore.sql import parse_endpoint
+
+    multi = parse_endpoint("postgresql://edge:s3cret@10.0.0.1:5432,10.0.0.2:5433/state?target_session_attrs=read-write")
+    assert multi.describe() == "postgres://10.0.0.1:5432,10.0.0.2:5433/state"
+    assert "s3cret" not in parse_endpoint("postgres://edge:s3cret@db/state").describe()
+
+
+def test_reads_answer_unavailable_while_postgres_is_away_and_recover(tmp_path, postgres_server):
+    """The datastore's PostgreSQL goes away (a proxy is cut): reads fail with UNAVAILABLE, the
+    watch feed survives, and after the cut heals reads and watch delivery resume."""
+    import uuid
+
+    from tests.support.netproxy import ProxyNet
+
+    dsn = postgres_server.create_database("away_" + uuid.uuid4().hex[:8])
+    net = ProxyNet()
+    proxy = net.add(("datastore", "postgres"), f"127.0.0.1:{postgres_server.port}")
+    try:
+        via_proxy = dsn.replace(f":{postgres_server.port}/", f":{proxy.port}/") + "?connect_timeout=2"
+        server = start_datastore(tmp_path, via_proxy)
+        try:
+            asyncio.run(_unavailable_then_recovered(server.endpoint, proxy))
+        finally:
+            server.stop()
+    finally:
+        net.close()
+
+
+async def _unavailable_then_recovered(endpoint: str, proxy) -> None:
+    from tests.support.etcd_client import Client, WatchSession
+
+    client = Client(endpoint)
+    session = WatchSession(client)
+    session.create(b"/away/", b"/away0")
+    assert (await session.next()).created
+    await client.put(b"/away/before", b"1")
+    assert (await session.next()).events[0].kv.key == b"/away/before"
+    proxy.set_mode("cut")
+    await asyncio.sleep(0.5)
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await client.get(b"/away/before")
+    assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+    await asyncio.sleep(2.0)  # long enough for the change feed to have failed a few rounds
+    proxy.set_mode("pass")
+    deadline = asyncio.get_running_loop().time() + 20
+    while True:
+        try:
+            await client.put(b"/away/after", b"2")
+            break
+        except grpc.aio.AioRpcError:
+            assert asyncio.get_running_loop().time() < deadline, "writes did not come back"
+            await asyncio.sleep(0.2)
+    response = await session.next(timeout=10)
+    assert [e.kv.key for e in response.events] == [b"/away/after"]
+    session.close()
+    await client.close()

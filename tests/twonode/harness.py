@@ -19,7 +19,7 @@ from pathlib import Path
 import psycopg
 
 from edgeplane.twonode.lab import FAST_PROBE, FAST_REPLICATION, Lab, write_pair
-from tests.twonode.netproxy import ProxyNet
+from tests.support.netproxy import ProxyNet
 
 NODES = ("a", "b")
 

@@ -150,10 +150,6 @@ def test_flapping_link_shorter_than_threshold_never_promotes(pair):
     assert writer.count > 5
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "datastore bug: Engine._run_read re-raises a failed reconnect (conn is None) as a raw "
-    "psycopg.OperationalError instead of UNAVAILABLE, which ends Datastore._follow_other_writers; "
-    "that datastore then never publishes watch events again, silently"))
 def test_watch_through_a_datastore_that_lost_its_database(pair):
     """A watch on the follower's datastore must keep delivering after the follower's link to the
     leader (and so its datastore's connection) was cut for a while, or end with an error."""
