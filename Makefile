@@ -24,8 +24,11 @@ test: $(STAMP)
 proto: $(STAMP)
 	$(BIN)/python -m edgeplane.datastore.proto.generate
 
+# Benchmarks run on demand, never in `make test`: `make bench` runs them all, `make bench
+# BENCH=datastore` one of them; record the results in docs/benchmarks.md.
+BENCH ?= datastore console twonode agent forge
 bench: $(STAMP)
-	$(BIN)/python bench/datastore.py
+	@for name in $(BENCH); do echo "== bench/$$name.py"; $(BIN)/python bench/$$name.py || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache
