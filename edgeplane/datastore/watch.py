@@ -55,10 +55,6 @@ class WatchHub:
     def is_live(self, watcher: "Watcher") -> bool:
         return watcher in self._live
 
-    @property
-    def watcher_count(self) -> int:
-        return len(self._live)
-
 
 class Watcher:
     def __init__(self, stream: "WatchStream", watch_id: int, request: pb.WatchCreateRequest, start: int) -> None:

@@ -13,8 +13,6 @@ import asyncio
 import random
 from dataclasses import dataclass, field
 
-import pytest
-
 from edgeplane.datastore.proto import etcd_api_pb2 as pb
 from tests.support.etcd_client import Client, WatchSession, prefix_end, txn_compare_mod
 
