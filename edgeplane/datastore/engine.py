@@ -168,10 +168,11 @@ class Engine:
                     if not future.done():
                         future.set_exception(failure)
                 continue
+            advanced = revision > self.revision
             self.revision, self.compact_revision = revision, compact
             if self.on_batch is not None:
                 self.on_batch(len(batch))
-            if events or revision:
+            if advanced:  # batches of lease keep-alives or failed requests change nothing to publish
                 for listener in self._listeners:
                     listener(events, revision)
             for (_, _, future), (result, result_revision) in zip(batch, outcomes):

@@ -229,7 +229,7 @@ def test_lease_expiry_deletes_attached_keys_in_one_revision(backend, prefix):
 
 
 def test_compaction_then_read_at_compacted_revision_fails(backend, fresh_backend):
-    server = fresh_backend(backend.kind if backend.kind == "etcd" else _kind_of(backend))
+    server = fresh_backend(backend.kind)
     ep = server.endpoint
     old = put(ep, "/c/k", "v1")
     put(ep, "/c/k", "v2")
@@ -248,10 +248,6 @@ def test_compaction_then_read_at_compacted_revision_fails(backend, fresh_backend
         watch.kill()
         _, err = watch.communicate()
     assert "required revision has been compacted" in err
-
-
-def _kind_of(server) -> str:
-    return "postgres" if "postgresql://" in " ".join(server.argv) else "sqlite"
 
 
 def test_lock_hands_over_between_processes(backend, prefix):

@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 @dataclass
 class ServerProcess:
-    kind: str
+    kind: str  # sqlite, postgres or etcd when started by start_backend
     endpoint: str  # host:port for etcdctl --endpoints
     process: subprocess.Popen
     argv: list[str]
@@ -78,7 +78,8 @@ def wait_until_serving(endpoint: str, process: subprocess.Popen, log_path: Path,
     raise RuntimeError(f"server on {endpoint} did not become ready:\n{log_path.read_text(errors='replace')}")
 
 
-def start_datastore(workdir: Path, endpoint_url: str, *extra: str, name: str = "datastore") -> ServerProcess:
+def start_datastore(workdir: Path, endpoint_url: str, *extra: str, name: str = "datastore",
+                    kind: str = "datastore") -> ServerProcess:
     port = free_port()
     endpoint = f"127.0.0.1:{port}"
     argv = [sys.executable, "-m", "edgeplane.cli", "datastore", "--listen", endpoint, "--endpoint", endpoint_url,
@@ -87,7 +88,7 @@ def start_datastore(workdir: Path, endpoint_url: str, *extra: str, name: str = "
     env = {"PYTHONPATH": str(REPO)}
     process = _spawn(argv, log_path, env)
     wait_until_serving(endpoint, process, log_path)
-    return ServerProcess("datastore", endpoint, process, argv, log_path, env)
+    return ServerProcess(kind, endpoint, process, argv, log_path, env)
 
 
 def etcd_binary() -> str | None:
@@ -119,10 +120,10 @@ def start_backend(kind: str, workdir: Path, postgres_server=None, *extra: str) -
     if kind == "etcd":
         return start_etcd(workdir)
     if kind == "sqlite":
-        return start_datastore(workdir, f"sqlite://{workdir / f'state-{free_port()}.db'}", *extra)
+        return start_datastore(workdir, f"sqlite://{workdir / f'state-{free_port()}.db'}", *extra, kind=kind)
     if kind == "postgres":
         import uuid
 
         dsn = postgres_server.create_database("ds_" + uuid.uuid4().hex[:10])
-        return start_datastore(workdir, dsn, *extra)
+        return start_datastore(workdir, dsn, *extra, kind=kind)
     raise ValueError(kind)
