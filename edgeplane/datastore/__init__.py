@@ -1,7 +1,8 @@
 """Datastore: the etcd v3 API served over SQL (SQLite single node, PostgreSQL for two-node HA).
 
 Public API for other parts:
-- ``DatastoreConfig``, ``Datastore``, ``serve``: run a server in-process.
+- ``DatastoreConfig``, ``serve``: check a configuration, then become the server process (Envoy
+  with the datastore embedded, see ``frontend.py``); ``Datastore`` is what runs inside it.
 - ``last_change``, ``changes_since``, ``advance_revision``: what two-node HA needs to pick a winner
   after a split, export the loser's writes and never reuse a revision after a failover.
 """

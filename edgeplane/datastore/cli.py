@@ -39,7 +39,7 @@ def datastore(
     )
     try:
         config.validate()
-        serve(config)
+        serve(config, log_level)
     except (ValueError, StartupError) as exc:
         typer.echo(f"edgeplane datastore: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -51,4 +51,4 @@ def serve_from_options(listen: str) -> None:
     from edgeplane.datastore.server import DatastoreConfig, serve
 
     configure("info")
-    serve(DatastoreConfig(listen=listen))
+    serve(DatastoreConfig(listen=listen), "info")

@@ -1,4 +1,4 @@
-"""One datastore process: database checks, engine, watch hub, background loops, gRPC server."""
+"""One datastore process: the launcher's checks, then (inside Envoy) engine, watch hub and background loops."""
 
 from __future__ import annotations
 
@@ -7,19 +7,19 @@ import fcntl
 import gc
 import logging
 import os
-import signal
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import grpc
+from typing import NoReturn
 
 from edgeplane.common.netaddr import parse_host_port
 from edgeplane.common.paths import default_data_dir
 from edgeplane.datastore.engine import Engine
+from edgeplane.datastore.frontend import check_port_free, encode_config, exec_envoy
+from edgeplane.datastore.grpc_asgi import GrpcApp, Method, service_methods
 from edgeplane.datastore.metrics import Metrics
-from edgeplane.datastore.proto import etcd_api_pb2_grpc as rpc
+from edgeplane.datastore.proto import etcd_api_pb2 as pb
 from edgeplane.datastore.services import (
     ClusterService, Compactor, Context, KVService, LeaseService, MaintenanceService, WatchService, parse_retention,
 )
@@ -30,6 +30,8 @@ log = logging.getLogger("edgeplane.datastore")
 
 DEFAULT_MAX_REQUEST_BYTES = 1536 * 1024  # etcd's default --max-request-bytes
 GRPC_OVERHEAD_BYTES = 512 * 1024
+# Envoy threads doing HTTP/2 and TLS; the Python side is one event loop whatever this is.
+ENVOY_WORKERS = 2
 
 
 @dataclass
@@ -81,7 +83,8 @@ class SingleUseLock:
         self.path = Path(f"{db_path}.lock")
         self._handle = None
 
-    def acquire(self) -> None:
+    def acquire(self, inheritable: bool = False) -> None:
+        """``inheritable``: keep the lock across exec (the launcher becomes Envoy)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         handle = open(self.path, "a+")
         try:
@@ -95,6 +98,8 @@ class SingleUseLock:
         handle.truncate()
         handle.write(str(os.getpid()))
         handle.flush()
+        if inheritable:
+            os.set_inheritable(handle.fileno(), True)
         self._handle = handle
 
     def release(self) -> None:
@@ -104,7 +109,11 @@ class SingleUseLock:
 
 
 class Datastore:
-    """The whole server; ``await run()`` serves until ``stop()`` or SIGTERM/SIGINT."""
+    """Everything one datastore process serves; it lives in Envoy's embedded interpreter.
+
+    ``asgi_app()`` is what Envoy runs: its lifespan startup builds the engine, the watch hub and
+    the background loops and returns the gRPC methods; its shutdown (Envoy's SIGTERM) stops them.
+    """
 
     def __init__(self, config: DatastoreConfig) -> None:
         config.validate()
@@ -112,31 +121,20 @@ class Datastore:
         self.endpoint = config.resolved_endpoint()
         self.dialect = make_dialect(self.endpoint, config.sqlite_synchronous)
         self.metrics = Metrics()
-        self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
-        self.bound_port: int | None = None
-        self._lock = SingleUseLock(self.endpoint.target) if self.endpoint.engine == "sqlite" else None
+        self._engine: Engine | None = None
+        self._stopping = threading.Event()  # also read by the PostgreSQL LISTEN thread
 
-    def stop(self) -> None:
-        self._stop.set()
+    def asgi_app(self) -> GrpcApp:
+        return GrpcApp(self.start, self.stop, self.config.max_request_bytes + GRPC_OVERHEAD_BYTES)
 
-    async def run(self, ready: asyncio.Event | None = None) -> None:
-        if self._lock:
-            self._lock.acquire()
-        try:
-            await self._serve(ready)
-        finally:
-            if self._lock:
-                self._lock.release()
-
-    async def _serve(self, ready: asyncio.Event | None) -> None:
-        prepare_database(self.dialect, self.config.node_name)
+    async def start(self) -> dict[str, Method]:
         # Long-lived objects (modules, protobuf descriptors) need no scanning; fewer, cheaper
         # collections keep request latency tails short.
         gc.collect()
         gc.freeze()
         gc.set_threshold(20000, 20, 50)
-        engine = Engine(self.dialect, self.config.node_name, on_batch=self.metrics.batch_size.observe)
+        engine = self._engine = Engine(self.dialect, self.config.node_name, on_batch=self.metrics.batch_size.observe)
         meta = await engine.start()
         hub = WatchHub(meta.revision)
         compactor = Compactor(engine, self.config.auto_compaction)
@@ -147,31 +145,9 @@ class Datastore:
                       self.config.progress_interval, self.metrics, compactor)
         self._wire_commits(engine, hub)
         await engine.write(lambda w: w.restart_leases())
-
-        server = grpc.aio.server(options=[
-            ("grpc.max_receive_message_length", self.config.max_request_bytes + GRPC_OVERHEAD_BYTES),
-            ("grpc.max_send_message_length", 2**31 - 1),
-            ("grpc.keepalive_permit_without_calls", 1),
-            ("grpc.http2.min_ping_interval_without_data_ms", 5000),
-            # A second datastore on the same port must fail, not silently share it.
-            ("grpc.so_reuseport", 0),
-        ])
-        rpc.add_KVServicer_to_server(KVService(ctx), server)
-        rpc.add_WatchServicer_to_server(WatchService(ctx), server)
-        rpc.add_LeaseServicer_to_server(LeaseService(ctx), server)
-        rpc.add_ClusterServicer_to_server(ClusterService(ctx), server)
-        rpc.add_MaintenanceServicer_to_server(MaintenanceService(ctx), server)
-        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        credentials = self._credentials()
-        try:
-            self.bound_port = (server.add_secure_port(address, credentials) if credentials
-                               else server.add_insecure_port(address))
-        except RuntimeError as exc:
-            raise StartupError(f"--listen {address}: cannot listen there ({exc}); is the port in use?") from None
         if self.config.metrics_listen:
             metrics_host, metrics_port = parse_host_port(self.config.metrics_listen, option="--metrics-listen")
             self.metrics.serve(metrics_host, metrics_port)
-
         self._tasks = [
             asyncio.create_task(self._expire_leases(engine)),
             asyncio.create_task(compactor.loop()),
@@ -180,36 +156,22 @@ class Datastore:
         ]
         if self.dialect.shared:
             self._tasks.append(asyncio.create_task(self._follow_other_writers(engine, hub)))
-        await server.start()
-        self._install_signal_handlers()
-        log.info("serving etcd v3 API on %s (%s) backed by %s, revision %d", address, scheme,
+        log.info("serving etcd v3 API on %s (%s) backed by %s, revision %d", self.config.listen, scheme,
                  self.endpoint.describe(), meta.revision)
-        if ready is not None:
-            ready.set()
-        try:
-            await self._stop.wait()
-        finally:
-            log.info("shutting down")
-            await server.stop(grace=2.0)
-            for task in self._tasks:
-                task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-            await engine.close()
+        methods: dict[str, Method] = {}
+        for name, servicer in (("KV", KVService(ctx)), ("Watch", WatchService(ctx)), ("Lease", LeaseService(ctx)),
+                               ("Cluster", ClusterService(ctx)), ("Maintenance", MaintenanceService(ctx))):
+            methods.update(service_methods(pb.DESCRIPTOR, name, servicer))
+        return methods
 
-    def _credentials(self) -> grpc.ServerCredentials | None:
-        if not self.config.cert_file:
-            return None
-        key = Path(self.config.key_file).read_bytes()
-        cert = Path(self.config.cert_file).read_bytes()
-        ca = Path(self.config.trusted_ca_file).read_bytes() if self.config.trusted_ca_file else None
-        return grpc.ssl_server_credentials([(key, cert)], root_certificates=ca, require_client_auth=ca is not None)
-
-    def _install_signal_handlers(self) -> None:
-        loop = asyncio.get_running_loop()
-        if threading.current_thread() is not threading.main_thread():
-            return
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self._stop.set)
+    async def stop(self) -> None:
+        log.info("shutting down")
+        self._stopping.set()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._engine is not None:
+            await self._engine.close()
 
     def _wire_commits(self, engine: Engine, hub: WatchHub) -> None:
         if not self.dialect.shared:
@@ -253,11 +215,11 @@ class Datastore:
     def _listen_for_notifications(self, loop: asyncio.AbstractEventLoop) -> None:
         import psycopg
 
-        while not self._stop.is_set():
+        while not self._stopping.is_set():
             try:
                 with psycopg.connect(self.endpoint.target, autocommit=True, connect_timeout=5) as conn:
                     conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
-                    while not self._stop.is_set():
+                    while not self._stopping.is_set():
                         for _ in conn.notifies(timeout=1.0, stop_after=1):
                             loop.call_soon_threadsafe(self._feed_wakeup.set)
             except Exception:  # reconnect; the 1 s poll covers the gap
@@ -288,6 +250,25 @@ class Datastore:
             await asyncio.sleep(1.0)
 
 
-def serve(config: DatastoreConfig) -> None:
-    """Run a datastore in the foreground until SIGTERM or Ctrl-C."""
-    asyncio.run(Datastore(config).run())
+def serve(config: DatastoreConfig, log_level: str = "info") -> NoReturn:
+    """Check what can be reported precisely, then become Envoy serving the datastore (never returns).
+
+    Raises ValueError or StartupError, naming the option or the database, before anything listens.
+    """
+    config.validate()
+    endpoint = config.resolved_endpoint()
+    lock = SingleUseLock(endpoint.target) if endpoint.engine == "sqlite" else None
+    if lock:
+        # Held by this process and, through the exec, by Envoy until it exits (``lock`` must stay
+        # referenced until then: a collected lock closes its file and releases it).
+        lock.acquire(inheritable=True)
+    prepare_database(make_dialect(endpoint, config.sqlite_synchronous), config.node_name)
+    host, port = parse_host_port(config.listen, option="--listen")
+    try:
+        check_port_free(host, port, "--listen")
+        if config.metrics_listen:
+            check_port_free(*parse_host_port(config.metrics_listen, option="--metrics-listen"), "--metrics-listen")
+    except OSError as exc:
+        raise StartupError(str(exc)) from None
+    exec_envoy(config.listen, host, port, (config.cert_file, config.key_file, config.trusted_ca_file),
+               encode_config(config, log_level), log_level, ENVOY_WORKERS)

@@ -10,6 +10,7 @@ restart, which also recovers a datastore whose connection to a paused or black-h
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -35,20 +36,22 @@ class ManagedProcess:
         self._child: tuple[subprocess.Popen, list[str]] | None = None  # started by this agent
         self.pid_file = pid_file
         self.log_file = log_file
-        self.marker = marker  # substring of its command line, so a recycled PID is not adopted
+        self.marker = marker  # an argument of its command line, so a recycled PID is not adopted
 
     def _running(self) -> tuple[int, list[str]] | None:
-        """(pid, argv) of our live process, or None."""
+        """(pid, the argv we started it with) of our live process, or None."""
         if self._child is not None:  # our own child: no need to trust /proc (racy right after spawn)
             child, argv = self._child
             return (child.pid, argv) if child.poll() is None else None
         try:
-            pid = int(self.pid_file.read_text())
-            argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")[:-1]
+            pid_line, argv_line = self.pid_file.read_text().split("\n", 1)
+            pid, argv = int(pid_line), [str(arg) for arg in json.loads(argv_line)]
+            # The process may have exec'd (the datastore becomes Envoy): recognise it by the marker.
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")[:-1]
             stat = Path(f"/proc/{pid}/stat").read_text()
-        except (OSError, ValueError):
+        except (OSError, ValueError, TypeError):
             return None
-        if self.marker not in argv or stat.rsplit(")", 1)[1].split()[0] == "Z":
+        if self.marker not in cmdline or stat.rsplit(")", 1)[1].split()[0] == "Z":
             return None
         return pid, argv
 
@@ -71,7 +74,8 @@ class ManagedProcess:
             child = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                      start_new_session=True, cwd="/")
         self._child = (child, argv)
-        self.pid_file.write_text(str(child.pid))
+        # Line 1 the PID (as postmaster.pid), line 2 the argv it was started with.
+        self.pid_file.write_text(f"{child.pid}\n{json.dumps(argv)}\n")
         log.info("started %s (pid %d)", self.marker, child.pid)
         return child.pid
 
