@@ -169,9 +169,11 @@ class GrpcApp:
             await send({"type": "http.response.body", "body": b"gRPC only (content-type application/grpc)\n"})
             return
         method = self.methods.get(scope["path"])
+        if method is None:
+            await self._end(send, _status_trailers(grpc.StatusCode.UNIMPLEMENTED, f"unknown method {scope['path']}"),
+                            started=False)
+            return
         try:
-            if method is None:
-                raise AbortError(grpc.StatusCode.UNIMPLEMENTED, f"unknown method {scope['path']}")
             if method.client_streaming or method.server_streaming:
                 await self._streaming(method, receive, send)
             else:
