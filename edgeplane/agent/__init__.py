@@ -7,6 +7,9 @@ does not pay for pydantic and PyYAML):
   user-data; ``problems`` lists ``source``, ``line``, ``field``, ``reason``);
 - ``load_user_data(builtin, site)``: the built-in user-data with the site user-data merged over it;
 - ``HostRoot``, ``derive_host_id``, ``read_inventory``, ``check_minimums``;
+- offline upgrade capsules (``edgeplane.forge.apply_capsule`` rolls one across a site):
+  ``deliver_capsule(root, file) -> sha256`` (into a running agent's inbox),
+  ``wait_capsule_result(root, sha256, timeout)``, ``node_role(root)``;
 - labs and tests: ``write_lab_host`` (simulated /proc and /sys), ``write_lab_installers`` (installers
   that record their arguments), ``AgentProcess`` (an agent child process in its own root).
 """
@@ -17,6 +20,7 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
+    "deliver_capsule": "capsule", "node_role": "capsule", "wait_capsule_result": "capsule",
     "Finding": "hardware", "Inventory": "hardware", "check_minimums": "hardware", "read_inventory": "hardware",
     "HostIdError": "hostid", "derive_host_id": "hostid", "sanitise": "hostid",
     "HostRoot": "hostroot",

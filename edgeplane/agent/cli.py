@@ -21,6 +21,9 @@ def main(
     site_user_data: Optional[Path] = typer.Option(None, "--site-user-data", help="Site user-data merged over it."),
     root: Path = typer.Option(Path("/"), "--root", help=ROOT_HELP),
     content_bundle: Optional[Path] = typer.Option(None, "--content-bundle", help="Local content bundle (air-gap)."),
+    capsule_dir: Optional[list[Path]] = typer.Option(
+        None, "--capsule-dir", help="Directory watched for offline upgrade capsules (*.capsule.tar.zst), "
+        "e.g. a mounted USB stick; repeatable."),
     log_level: str = typer.Option("INFO", "--log-level"),
 ) -> None:
     """Run the agent in the foreground (when no subcommand is given)."""
@@ -38,7 +41,8 @@ def main(
     configure(log_level)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request drowns the agent's own
     try:
-        Agent(HostRoot(root), user_data, site_user_data, content_bundle, say=typer.echo).run()
+        Agent(HostRoot(root), user_data, site_user_data, content_bundle, say=typer.echo,
+              capsule_dirs=capsule_dir or ()).run()
     except UserDataError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
@@ -81,6 +85,7 @@ def status(ctx: typer.Context) -> None:
     """Print host ID, registration diagnosis, applied generation and the A/B slot state."""
     import json
 
+    from edgeplane.agent.capsule import RESULTS
     from edgeplane.agent.hostroot import HostRoot
     from edgeplane.agent.slots import Slots
 
@@ -89,6 +94,27 @@ def status(ctx: typer.Context) -> None:
         text = root.read_text(f"/var/lib/edgeplane/agent/{name}")
         typer.echo(f"{name}: {text.strip() if text else '-'}")
     typer.echo("slots: " + json.dumps(Slots(root).load().to_dict()))
+    for result in sorted(root.path(RESULTS).glob("*.json")) if root.path(RESULTS).is_dir() else ():
+        typer.echo(f"capsule {result.stem[:12]}: {json.loads(result.read_text())['state']}")
+
+
+@app.command("apply-capsule")
+def apply_capsule(ctx: typer.Context, capsule: Path = typer.Argument(..., help="Capsule (.capsule.tar.zst)"),
+                  wait: bool = typer.Option(True, "--wait/--no-wait", help="Wait for the agent's result."),
+                  timeout: float = typer.Option(900.0, "--timeout", help="Seconds to wait for the result.")) -> None:
+    """Hand a capsule to this host's running agent (no console needed); exit 0 once it committed."""
+    from edgeplane.agent.capsule import deliver_capsule, wait_capsule_result
+
+    if not capsule.is_file():
+        typer.echo(f"{capsule}: no such file", err=True)
+        raise typer.Exit(2)
+    sha = deliver_capsule(ctx.obj["root"], capsule)
+    typer.echo(f"{capsule.name} ({sha[:12]}) is in the agent's inbox")
+    if not wait:
+        return
+    result = wait_capsule_result(ctx.obj["root"], sha, timeout)
+    typer.echo(f"{result['state']}: {result['message']}")
+    raise typer.Exit(0 if result["state"] == "committed" else 1)
 
 
 @app.command("rollback")

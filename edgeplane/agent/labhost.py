@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 from edgeplane.agent.hostroot import HostRoot
@@ -62,16 +63,18 @@ def write_lab_installers(root: Path) -> None:
 class AgentProcess:
     """``edgeplane agent --root ROOT`` as a child process in its own process group (labs, tests)."""
 
-    def __init__(self, root: Path, user_data: Path) -> None:
+    def __init__(self, root: Path, user_data: Path, extra_args: Sequence[str] = ()) -> None:
         self.root = root
         self.user_data = user_data
+        self.extra_args = list(extra_args)  # e.g. --capsule-dir DIR
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> AgentProcess:
         with open(self.root / "agent.log", "ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "edgeplane.cli", "agent", "--user-data", str(self.user_data),
-                 "--root", str(self.root)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                 "--root", str(self.root), *self.extra_args],
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         return self
 
     def kill(self, sig: int = signal.SIGKILL) -> None:

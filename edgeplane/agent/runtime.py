@@ -4,21 +4,25 @@ Two threads share one console client. The main thread long-polls for the desired
 it through the journal; the heartbeat thread reports liveness and flushes what waited during a
 disconnection (events from an on-disk outbox, the last status). Every console failure is retried
 with exponential backoff and jitter; the node keeps running what it last applied meanwhile, and a
-restart resumes the last received spec from disk.
+restart resumes the last received spec from disk. A third thread applies offline upgrade capsules
+(``capsule.py``) dropped into the agent's inbox or a watched directory, console or not; applying a
+console spec and applying a capsule never overlap.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import shutil
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgeplane.agent.artifacts import ArtifactError, ArtifactStore, open_content_bundle
+from edgeplane.agent import capsule as capsules
+from edgeplane.agent.artifacts import ArtifactError, ArtifactStore, LocalContent, open_content_bundle
 from edgeplane.agent.backoff import Backoff
 from edgeplane.agent.cahash import cluster_ca_hash
 from edgeplane.agent.client import ConsoleClient, ConsoleError
@@ -27,7 +31,7 @@ from edgeplane.agent.hostcmd import CommandFailed
 from edgeplane.agent.hostid import derive_host_id
 from edgeplane.agent.hostinfo import inventory_payload, node_ip, primary_nic
 from edgeplane.agent.hostroot import HostRoot
-from edgeplane.agent.installer import Installer, UpgradeRolledBack
+from edgeplane.agent.installer import PROVIDER_IMAGE, Installer, UpgradeRolledBack
 from edgeplane.agent.oem import keep_original_user_data
 from edgeplane.agent.registration import CREDENTIAL, load_credential, register
 from edgeplane.agent.schema import UserData
@@ -44,6 +48,7 @@ STATUS = "status.json"
 OUTBOX = "outbox.jsonl"
 LONG_POLL = 30
 INSTALLER_ATTEMPTS = 3
+CAPSULE_POLL = 2.0  # seconds between looks into the capsule inbox and watched directories
 
 
 class CredentialRejected(RuntimeError):
@@ -66,12 +71,15 @@ class Prepared:
 
 class Agent:
     def __init__(self, root: HostRoot, user_data: Path, site_user_data: Path | None = None,
-                 content_bundle: Path | None = None, say: Callable[[str], None] = print) -> None:
+                 content_bundle: Path | None = None, say: Callable[[str], None] = print,
+                 capsule_dirs: Sequence[Path] = ()) -> None:
         self.root = root
         self.user_data_path = user_data
         self.site_path = site_user_data
         self.content_bundle = content_bundle
+        self.capsule_dirs = list(capsule_dirs)
         self.say = say
+        self.apply_lock = threading.Lock()  # one plan at a time: a console spec or a capsule
         self.outbox_lock = threading.Lock()
         self.status_lock = threading.Lock()  # the status file is written by one thread, sent by both
         self.stop = threading.Event()
@@ -96,9 +104,12 @@ class Agent:
         self.say(f"host ID {host_id} ({how}), node IP {ip}")
         return Prepared(user_data, host_id, how, inventory, failed, ip)
 
-    def installer(self, prepared: Prepared) -> Installer:
-        local = open_content_bundle(self.root, self.content_bundle) if self.content_bundle else None
-        console = self.client.fetch_artifact if self.client else None
+    def installer(self, prepared: Prepared, local: LocalContent | None = None) -> Installer:
+        """The installer; artifacts come from ``local`` (a capsule), else the content bundle and the console."""
+        console = None
+        if local is None:
+            local = open_content_bundle(self.root, self.content_bundle) if self.content_bundle else None
+            console = self.client.fetch_artifact if self.client else None
         return Installer(self.root, prepared.user_data, prepared.host_id, prepared.node_ip,
                          ArtifactStore(self.root, local, console), Slots(self.root, self.event), self.event)
 
@@ -145,6 +156,7 @@ class Agent:
         beat = threading.Thread(target=self._heartbeat_loop, args=(prepared, payload), daemon=True,
                                 name="heartbeat")
         threading.Thread(target=self._reconcile_loop, args=(prepared,), daemon=True, name="reconcile").start()
+        threading.Thread(target=self._capsule_loop, args=(prepared,), daemon=True, name="capsules").start()
         try:
             while True:
                 self.client.credential = self._credential(prepared, payload)
@@ -245,10 +257,73 @@ class Agent:
     def _converge(self, prepared: Prepared, installer: Installer, spec: NodeSpec) -> NodeSpec:
         """Apply ``spec``, and any newer one that arrives while it is being retried; return the last."""
         pending: NodeSpec | None = spec
-        while pending is not None:
-            self.root.write_text(f"/var/lib/edgeplane/agent/{SPEC}", pending.model_dump_json())
-            spec, pending = pending, self._apply(prepared, installer, pending)
+        with self.apply_lock:
+            while pending is not None:
+                self.root.write_text(f"/var/lib/edgeplane/agent/{SPEC}", pending.model_dump_json())
+                spec, pending = pending, self._apply(prepared, installer, pending)
         return spec
+
+    # --------------------------------------------------------------- capsules
+    def _capsule_loop(self, prepared: Prepared) -> None:
+        """Apply each capsule that appears in the inbox or a watched directory, once."""
+        hashes: dict[tuple[str, int, int], str] = {}
+        while not self.stop.is_set():
+            try:
+                for path, sha in capsules.pending(self.root, self.capsule_dirs, hashes):
+                    self._apply_capsule(prepared, path, sha)
+            except Exception as exc:  # noqa: BLE001 - a broken inbox must not stop the agent
+                log.warning("capsule inbox: %s", exc)
+            self.stop.wait(CAPSULE_POLL)
+
+    def _apply_capsule(self, prepared: Prepared, path: Path, sha: str) -> None:
+        """Verify, upgrade through the journal and A/B slots, record the result; health-gated like
+        an online upgrade, and a rolled-back image leaves the node on the spec it ran before."""
+        with self.apply_lock:
+            interrupted = capsules.read_result(self.root.root, sha) or {}
+            # resuming after a stop or crash: spec.json already holds the capsule's spec
+            current = (NodeSpec.model_validate(interrupted["previous_spec"]) if "previous_spec" in interrupted
+                       else self._saved_spec())
+            capsules.write_result(self.root, sha, "verifying", f"received {path.name}", host_id=self.host_id,
+                                  **{k: v for k, v in interrupted.items() if k == "previous_spec"})
+            try:
+                capsule = capsules.prepare(self.root, path, sha, current)
+            except capsules.CapsuleRefused as exc:
+                return self._capsule_done(path, sha, "refused", f"{path.name}: {exc}")
+            except Exception as exc:  # noqa: BLE001 - recorded once, not retried every poll
+                return self._capsule_done(path, sha, "failed", f"{path.name}: {type(exc).__name__}: {exc}")
+            assert current is not None and capsule.spec.cluster is not None
+            what = f"capsule {capsule.profile} {capsule.version}"
+            capsules.write_result(self.root, sha, "applying", f"applying {what}", host_id=self.host_id,
+                                  previous_spec=current.model_dump(mode="json"))
+            self.event("capsule.applying", "info", f"{what} ({path.name}) on generation {current.generation}")
+            self.root.write_text(f"/var/lib/edgeplane/agent/{SPEC}", capsule.spec.model_dump_json())
+            installer = self.installer(prepared, capsule.content)
+            newer = self._apply(prepared, installer, capsule.spec)
+            if self.stop.is_set():
+                return None  # no result: the inbox still holds it, so the next start resumes it
+            if newer is not None:  # the console is back and sent a newer spec: the spec loop applies it
+                return self._capsule_done(path, sha, "failed", f"{what}: superseded by console generation "
+                                                               f"{newer.generation} while retrying")
+            applied = self._applied()  # _apply finished this spec: ready or failed
+            if applied.get("phase") == "ready":
+                return self._capsule_done(path, sha, "committed", f"{what} installed and healthy",
+                                          kubernetes_version=capsule.spec.cluster.kubernetes_version)
+            if _image_refused(installer, capsule.spec):
+                # the new image failed its health check before anything else changed: the node
+                # still runs the previous spec, so that is what it reports (healthy)
+                self.root.write_text(f"/var/lib/edgeplane/agent/{SPEC}", current.model_dump_json())
+                self._set_applied(current.generation, "ready", f"{what} rolled back: {applied.get('message', '')}",
+                                  kubernetes=_installed(current, self.root))
+                return self._capsule_done(path, sha, "rolled-back", f"{what}: {applied.get('message', '')}")
+            return self._capsule_done(path, sha, "failed", f"{what}: {applied.get('message', '')}")
+
+    def _capsule_done(self, path: Path, sha: str, state: str, message: str, **extra: Any) -> None:
+        shutil.rmtree(capsules.unpacked(self.root, sha), ignore_errors=True)  # its artifacts are in the cache
+        capsules.write_result(self.root, sha, state, message, host_id=self.host_id, **extra)
+        self.event(f"capsule.{state}", "info" if state == "committed" else "error", message)
+        self.say(f"capsule {sha[:12]}: {state}: {message}")
+        if path.parent == self.root.path(capsules.INBOX):
+            path.unlink(missing_ok=True)  # the result is recorded; a watched directory is left as it is
 
     def _apply(self, prepared: Prepared, installer: Installer, spec: NodeSpec) -> NodeSpec | None:
         """Run the plan for ``spec``; return a newer spec that superseded it while retrying, if any."""
@@ -329,6 +404,14 @@ class Agent:
                 self.client.status(self.host_id, record["body"])
                 record["sent"] = True
                 self.root.write_text(f"/var/lib/edgeplane/agent/{STATUS}", json.dumps(record))
+
+
+def _image_refused(installer: Installer, spec: NodeSpec) -> bool:
+    """True when ``spec`` carries a provider image that is not the one running (rolled back)."""
+    image = next((a for a in spec.artifacts if a.name == PROVIDER_IMAGE), None)
+    state = installer.slots.load()
+    running = state.slots[state.active]
+    return image is not None and (running is None or running.digest != image.digest)
 
 
 def _installed(spec: NodeSpec, root: HostRoot) -> dict[str, Any] | None:

@@ -122,11 +122,6 @@ def settings_from(body: dict[str, Any], endpoint: dict[str, Any]) -> dict[str, A
             "join_token": secrets.token_hex(32)}
 
 
-def _minor(version: str) -> tuple[int, int]:
-    major, minor = version.split(".")[:2]
-    return int(major), int(minor)
-
-
 def check_upgrade(tx: Tx, op: Operator, cluster: dict, target: dict) -> None:
     """Same profile, same distribution, no downgrade, one minor at a time, same CNI and CSI."""
     loc = ("body", "profile_id")
@@ -135,20 +130,9 @@ def check_upgrade(tx: Tx, op: Operator, cluster: dict, target: dict) -> None:
         raise invalid(loc, f"must be a version of profile {current['name']!r}, not {target['name']!r}")
     if target["id"] == current["id"]:
         raise invalid(loc, f"the cluster already runs {current['name']} v{current['version']}")
-    old_layers = packstore.resolved_layers(tx, op.tenant_id, current)
     new_layers = packstore.resolved_layers(tx, op.tenant_id, target)
-    old, new = profiles.distribution(old_layers), profiles.distribution(new_layers)
-    if old["name"] != new["name"]:
-        raise invalid(loc, f"the Kubernetes distribution cannot change ({old['name']} to {new['name']})")
-    if _minor(new["version"]) < _minor(old["version"]):
-        raise invalid(loc, f"Kubernetes cannot be downgraded ({old['version']} to {new['version']})")
-    if _minor(new["version"])[1] - _minor(old["version"])[1] > 1:
-        raise invalid(loc, f"Kubernetes upgrades one minor version at a time ({old['version']} to {new['version']})")
-    for kind in ("network", "storage"):
-        before = [layer["pack"] for layer in old_layers if layer["layer"] == kind]
-        after = [layer["pack"] for layer in new_layers if layer["layer"] == kind]
-        if before != after:
-            raise invalid(loc, f"the {kind} pack cannot change after provisioning ({before} to {after})")
+    profiles.check_upgrade_layers(packstore.resolved_layers(tx, op.tenant_id, current), new_layers)
+    new = profiles.distribution(new_layers)
     if target["arch"] != current["arch"]:
         raise invalid(loc, "the profile architecture cannot change")
     choose_datastore({"sqlite": 1, "two-node": 2, "etcd": 3}[cluster["datastore"]], new,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from edgeplane.common.profiles import with_profile
 from edgeplane.console import hosts, packstore, profiles
 from edgeplane.console.clusterrules import host_ips
 from edgeplane.console.db import Tx
@@ -18,35 +19,28 @@ def members(tx: Tx, cluster_id: str) -> list[dict[str, Any]]:
 
 def profile_block(tx: Tx, tenant_id: str, profile_id: str) -> tuple[dict, list[dict], dict]:
     profile = packstore.get_profile(tx, tenant_id, profile_id)
-    layers = packstore.resolved_layers(tx, tenant_id, profile)
-    block = {"id": profile["id"], "name": profile["name"], "version": profile["version"], "fips": profile["fips"],
-             "arch": profile["arch"], "install_path": profile["install_path"],
-             "layers": [{k: v for k, v in layer.items() if k != "pack_doc"} for layer in layers]}
-    artifacts = [a for layer in layers for a in layer["pack_doc"].get("artifacts", [])]
-    return block, artifacts, profiles.distribution(layers)
+    return profiles.profile_block(profile, packstore.resolver(tx, tenant_id))
 
 
 def node_spec(cluster: dict, host: dict, members: list[dict], profile: tuple[dict, list[dict], dict]) -> dict:
     settings = json.loads(cluster["settings"])
-    block, artifacts, dist = profile
     pools = {CP: [], WORKER: []}
     for m in members:
         if m["pool"] in pools:
             pools[m["pool"]].append({"host_id": m["id"], "ips": sorted(host_ips(m))})
-    return {
+    spec = {
         "host_id": host["id"], "action": "apply",
         "cluster": {
             "id": cluster["id"], "name": cluster["name"], "generation": cluster["generation"], "role": host["pool"],
             "bootstrap": host["id"] == settings["bootstrap_host"], "datastore": cluster["datastore"],
-            "distribution": dist["name"], "kubernetes_version": dist["version"],
             "endpoint": settings["endpoint"], "overlay_cidr": settings["overlay_cidr"], "proxy": settings["proxy"],
             "ca_certs": settings["ca_certs"], "ntp_servers": settings["ntp_servers"], "ssh_keys": settings["ssh_keys"],
             "management_mode": settings["management_mode"], "join_token": settings["join_token"],
             "ca_hash": settings.get("ca_hash"),
             "control_plane": pools[CP], "workers": pools[WORKER],
         },
-        "profile": block, "artifacts": artifacts,
     }
+    return with_profile(spec, *profile)
 
 
 def publish(tx: Tx, cluster: dict, only: set[str] | None = None) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from edgeplane.console import audit, keys, profiles, tenancy
 from edgeplane.console.auth import Operator
-from edgeplane.console.catalogue import BUILTIN_PACKS, builtin_pack
+from edgeplane.common.catalogue import BUILTIN_PACKS, builtin_pack
 from edgeplane.console.db import Tx, dumps, now_ms
 from edgeplane.console.errors import conflict, invalid, not_found
 
@@ -36,9 +36,7 @@ def create_pack(tx: Tx, op: Operator, body: dict[str, Any]) -> dict[str, Any]:
         raise conflict(("body", "name"), f"{body['name']!r} is a built-in pack name")
     if resolver(tx, op.tenant_id)(body["name"], body["version"]) is not None:
         raise conflict(("body", "version"), f"pack {body['name']} {body['version']} already exists")
-    pack = {"name": body["name"], "layer": body["layer"], "version": body["version"],
-            "display_name": body.get("display_name") or body["name"], "builtin": False, "fips": body["fips"],
-            "tech_preview": False, "values": body["values"], "constraints": {}, "artifacts": body["artifacts"]}
+    pack = profiles.custom_pack(body)
     for i, artifact in enumerate(pack["artifacts"]):
         if not tx.one("SELECT 1 AS x FROM artifacts WHERE tenant_id = ? AND digest = ?",
                       (op.tenant_id, artifact["digest"])):

@@ -1,132 +1,35 @@
-"""Cluster profile validation: ordered layers, the distribution table, FIPS, Canonical's limits, guards.
-
-``validate_layers`` is pure: it gets a pack resolver and either returns the resolved layers (pack
-defaults merged with the overrides) or raises ApiError naming the exact field and reason.
-"""
+"""Profile rules as the console applies them: the shared pure rules (``edgeplane.common.profiles``)
+with their refusals turned into API errors (422 naming the field)."""
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
-from edgeplane.console.catalogue import LAYERS
+from edgeplane.common import profiles as rules
+from edgeplane.common.profiles import PackResolver, ProfileInvalid, custom_pack, distribution
 from edgeplane.console.errors import invalid
 
-PackResolver = Callable[[str, str], dict[str, Any] | None]
-_REQUIRED_ONCE = ("os", "kubernetes", "network")
+__all__ = ["PackResolver", "check_upgrade_layers", "custom_pack", "distribution", "profile_block", "validate_layers"]
+T = TypeVar("T")
 
 
-def deep_merge(base: Any, override: Any) -> Any:
-    """Mappings merge recursively; anything else in the override replaces the base."""
-    if isinstance(base, dict) and isinstance(override, dict):
-        merged = copy.deepcopy(base)
-        for key, value in override.items():
-            merged[key] = deep_merge(merged.get(key), value) if key in merged else copy.deepcopy(value)
-        return merged
-    return copy.deepcopy(override)
-
-
-def lookup(values: dict[str, Any], dotted: str) -> Any:
-    """Read ``a.b.c`` from nested mappings; a key may itself contain dots (``options.system.osName``)."""
-    if dotted in values:
-        return values[dotted]
-    head, _, rest = dotted.partition(".")
-    while rest:
-        if head in values and isinstance(values[head], dict):
-            return lookup(values[head], rest)
-        nxt, _, rest = rest.partition(".")
-        head = f"{head}.{nxt}"
-        if head in values and not rest:
-            return values[head]
-    return None
-
-
-def _check_order(layers: list[dict[str, Any]]) -> None:
-    seen: list[str] = []
-    for i, layer in enumerate(layers):
-        kind = layer["layer"]
-        if kind not in LAYERS:
-            raise invalid(("body", "layers", i, "layer"), f"unknown layer {kind!r}; expected one of {LAYERS}")
-        if kind != "addon" and kind in seen:
-            raise invalid(("body", "layers", i, "layer"), f"layer {kind!r} appears more than once")
-        if seen and LAYERS.index(kind) < LAYERS.index(seen[-1]):
-            raise invalid(("body", "layers", i, "layer"),
-                          f"layer {kind!r} comes after {seen[-1]!r}; order is {' > '.join(LAYERS)}")
-        seen.append(kind)
-    for kind in _REQUIRED_ONCE:
-        if kind not in seen:
-            raise invalid(("body", "layers"), f"a profile needs a {kind!r} layer")
-
-
-def _check_guards(pack: dict[str, Any], values: dict[str, Any], i: int) -> None:
-    for guard in pack["constraints"].get("guards", []):
-        actual = lookup(values, guard["path"])
-        if "contains" in guard:
-            ok = isinstance(actual, list) and guard["contains"] in actual
-        else:
-            ok = actual == guard["equals"]
-        if not ok:
-            raise invalid(("body", "layers", i, "values", *guard["path"].split(".")), guard["reason"])
+def _as_api_error(call: Callable[[], T]) -> T:
+    try:
+        return call()
+    except ProfileInvalid as exc:
+        raise invalid(exc.loc, exc.msg) from None
 
 
 def validate_layers(layers: list[dict[str, Any]], *, fips: bool, arch: str, install_path: str,
                     resolve: PackResolver) -> list[dict[str, Any]]:
-    """Return resolved layers ({layer, pack, version, values, pack_doc}) or raise ApiError."""
-    _check_order(layers)
-    resolved: list[dict[str, Any]] = []
-    for i, layer in enumerate(layers):
-        pack = resolve(layer["pack"], layer["version"])
-        if pack is None:
-            raise invalid(("body", "layers", i, "version"),
-                          f"pack {layer['pack']!r} has no version {layer['version']!r}")
-        if pack["layer"] != layer["layer"]:
-            raise invalid(("body", "layers", i, "pack"),
-                          f"pack {layer['pack']!r} is a {pack['layer']!r} pack, not {layer['layer']!r}")
-        if fips and not pack["fips"]:
-            raise invalid(("body", "layers", i, "pack"),
-                          f"FIPS mode accepts only FIPS-capable packs; {layer['pack']} {layer['version']} is not")
-        values = deep_merge(pack["values"], layer.get("values") or {})
-        _check_guards(pack, values, i)
-        resolved.append({"layer": layer["layer"], "pack": pack["name"], "version": pack["version"],
-                         "values": values, "pack_doc": pack})
-    _check_distribution(resolved, arch=arch, install_path=install_path)
-    return resolved
+    return _as_api_error(lambda: rules.validate_layers(layers, fips=fips, arch=arch, install_path=install_path,
+                                                       resolve=resolve))
 
 
-def os_family(layer: dict[str, Any]) -> str | None:
-    constraints = layer["pack_doc"]["constraints"]
-    if "os_family" in constraints:
-        return constraints["os_family"]
-    name = lookup(layer["values"], constraints.get("os_family_from", ""))
-    if isinstance(name, str):
-        name = name.lower()
-        return "opensuse" if name.startswith("opensuse") or name == "sles" else name
-    return None
+def profile_block(profile: dict[str, Any], resolve: PackResolver) -> tuple[dict, list[dict], dict]:
+    return _as_api_error(lambda: rules.profile_block(profile, resolve))
 
 
-def _check_distribution(resolved: list[dict[str, Any]], *, arch: str, install_path: str) -> None:
-    index = {layer["layer"]: i for i, layer in enumerate(resolved)}
-    k8s = resolved[index["kubernetes"]]
-    rules = k8s["pack_doc"]["constraints"]
-    name = k8s["pack_doc"]["display_name"]
-    family = os_family(resolved[index["os"]])
-    if family not in rules.get("os", []):
-        raise invalid(("body", "layers", index["os"], "pack"),
-                      f"{name} runs on {', '.join(rules.get('os', []))}, not {family or 'an unnamed OS'}")
-    for kind in ("network", "storage"):
-        if kind in index and resolved[index[kind]]["pack"] not in rules.get(kind, []):
-            raise invalid(("body", "layers", index[kind], "pack"),
-                          f"{name} supports {kind} packs {', '.join(rules.get(kind, []))}, "
-                          f"not {resolved[index[kind]]['pack']}")
-    if arch not in rules.get("arch", []):
-        raise invalid(("body", "arch"), f"{name} does not support {arch}")
-    if install_path != "/" and not rules.get("custom_install_path", True):
-        raise invalid(("body", "install_path"), f"{name} does not support custom installation paths")
-
-
-def distribution(resolved: list[dict[str, Any]]) -> dict[str, Any]:
-    """The Kubernetes layer's distribution facts, used by cluster validation."""
-    k8s = next(layer for layer in resolved if layer["layer"] == "kubernetes")
-    return {"name": k8s["pack_doc"]["constraints"]["distribution"], "version": k8s["version"],
-            "display_name": k8s["pack_doc"]["display_name"], "rules": k8s["pack_doc"]["constraints"]}
+def check_upgrade_layers(old_layers: list[dict[str, Any]], new_layers: list[dict[str, Any]]) -> None:
+    _as_api_error(lambda: rules.check_upgrade_layers(old_layers, new_layers))

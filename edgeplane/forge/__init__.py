@@ -7,16 +7,17 @@ Public API (other parts import only from here):
 - ISOs: :func:`build_installer_iso`, :func:`build_site_iso` (layout constants in ``iso``);
 - cluster definitions: :func:`build_definition`, :func:`read_definition`, :func:`import_definition`,
   :func:`export_definition`;
-- capsules: :func:`build_capsule`, :func:`verify_capsule`, :func:`apply_capsule` (not built yet);
+- capsules: :func:`build_capsule`, :func:`verify_capsule`, :func:`extract_capsule` (what an agent calls
+  to unpack one), :func:`apply_capsule` (roll one across a site's hosts with no console);
 - keys: :func:`generate_keypair`, :func:`load_private_key`, :func:`load_public_key`;
 - errors: :class:`ForgeError` and its subclasses.
 """
 
 from edgeplane.forge.artifacts import Artifact, make_artifact
 from edgeplane.forge.bundle import Verified, build_bundle, extract_bundle, read_manifest, verify_bundle
-from edgeplane.forge.errors import (BundleError, DefinitionError, ForgeError, IsoError, NotBuiltYet, ProfileError,
+from edgeplane.forge.errors import (BundleError, DefinitionError, ForgeError, IsoError, ProfileError,
                                     SignatureError, UserDataError)
-from edgeplane.forge.capsule import apply_capsule, build_capsule, verify_capsule
+from edgeplane.forge.capsule import apply_capsule, build_capsule, extract_capsule, verify_capsule
 from edgeplane.forge.definition import Definition, build_definition, import_definition, read_definition
 from edgeplane.forge.export import export_definition
 from edgeplane.forge.iso import IsoResult, build_installer_iso, build_site_iso
@@ -25,8 +26,8 @@ from edgeplane.forge.signing import generate_keypair, load_private_key, load_pub
 
 __all__ = [
     "Artifact", "BundleError", "Definition", "DefinitionError", "ForgeError", "IsoError", "IsoResult", "Manifest",
-    "NotBuiltYet", "ProfileError", "SignatureError", "UserDataError", "Verified", "apply_capsule", "build_bundle",
+    "ProfileError", "SignatureError", "UserDataError", "Verified", "apply_capsule", "build_bundle",
     "build_capsule", "build_definition", "build_installer_iso", "build_site_iso", "export_definition",
-    "extract_bundle", "generate_keypair", "import_definition", "load_private_key", "load_public_key",
+    "extract_bundle", "extract_capsule", "generate_keypair", "import_definition", "load_private_key", "load_public_key",
     "make_artifact", "read_definition", "read_manifest", "verify_bundle", "verify_capsule",
 ]

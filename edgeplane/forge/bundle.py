@@ -30,8 +30,9 @@ from edgeplane.forge.errors import BundleError, SignatureError
 from edgeplane.forge.manifest import ArtifactEntry, FileEntry, Manifest, parse_manifest, safe_member_path
 from edgeplane.forge.profiles import check_profile_set
 from edgeplane.forge.reproducible import source_date_epoch, tar_info
-from edgeplane.forge.signing import sign, verify
+from edgeplane.forge.signing import sign, verify_any
 
+PublicKeys = Ed25519PublicKey | Sequence[Ed25519PublicKey] | None  # one key, or every key a site trusts
 MANIFEST = "manifest.json"
 CHECKSUM = "manifest.sha256"
 SIGNATURE = "manifest.sig"
@@ -200,7 +201,13 @@ class _NullWriter:
         return len(data)
 
 
-def _check(path: Path, scan: _Scan, public_key: Ed25519PublicKey | None) -> Verified:
+def _keys(public_key: PublicKeys) -> list[Ed25519PublicKey]:
+    if public_key is None:
+        return []
+    return [public_key] if isinstance(public_key, Ed25519PublicKey) else list(public_key)
+
+
+def _check(path: Path, scan: _Scan, public_key: PublicKeys) -> Verified:
     """Manifest checksum, then signature, then every file against the manifest."""
     raw = scan.metadata.get(MANIFEST)
     if raw is None:
@@ -209,10 +216,11 @@ def _check(path: Path, scan: _Scan, public_key: Ed25519PublicKey | None) -> Veri
     if recorded != hashlib.sha256(raw).hexdigest():
         raise BundleError(f"{path}: {MANIFEST} does not match {CHECKSUM}: the manifest was modified or is corrupt")
     signature = scan.metadata.get(SIGNATURE)
-    if public_key is not None:
+    keys = _keys(public_key)
+    if keys:
         if signature is None:
             raise SignatureError(f"{path}: bundle is not signed, but a public key is configured")
-        verify(public_key, signature, raw, what=f"{path}: {MANIFEST}")
+        verify_any(keys, signature, raw, what=f"{path}: {MANIFEST}")
     manifest = parse_manifest(raw)
     expected = manifest.files()
     for name, (size, digest) in scan.observed.items():
@@ -226,17 +234,17 @@ def _check(path: Path, scan: _Scan, public_key: Ed25519PublicKey | None) -> Veri
     missing = sorted(set(expected) - set(scan.observed))
     if missing:
         raise BundleError(f"{path}: {missing[0]}: listed in the manifest but missing from the bundle")
-    return Verified(manifest, signature is not None, public_key is not None)
+    return Verified(manifest, signature is not None, bool(keys))
 
 
-def verify_bundle(path: Path, public_key: Ed25519PublicKey | None = None,
+def verify_bundle(path: Path, public_key: PublicKeys = None,
                   progress: Progress | None = None) -> Verified:
     """Check every byte of the bundle against its manifest (and the signature when a key is given)."""
     path = Path(path)
     return _check(path, _scan(path, None, progress), public_key)
 
 
-def extract_bundle(path: Path, dest: Path, public_key: Ed25519PublicKey | None = None,
+def extract_bundle(path: Path, dest: Path, public_key: PublicKeys = None,
                    progress: Progress | None = None) -> Verified:
     """Verify and unpack a bundle into the new directory ``dest``; a refused bundle leaves nothing.
 

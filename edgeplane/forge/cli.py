@@ -297,8 +297,14 @@ def capsule_verify(capsule: Path = typer.Argument(..., help="Capsule (.tar.zst)"
 
 @capsule_app.command("apply")
 @_fail_cleanly
-def capsule_apply(capsule: Path = typer.Argument(..., help="Capsule (.tar.zst)")) -> None:
-    """Apply a capsule to this site (NOT BUILT YET: needs the agent's offline upgrade and local mode)."""
+def capsule_apply(capsule: Path = typer.Argument(..., help="Capsule (.tar.zst)"),
+                  host: Paths = typer.Option(..., "--host", help="A host's agent root ('/' on the host itself); "
+                                             "repeatable: control planes go first, one host at a time"),
+                  timeout: float = typer.Option(900.0, "--timeout", help="Seconds to wait for each host")) -> None:
+    """Upgrade a running site with no console: host by host, each health-gated; stops at the first failure."""
     from edgeplane.forge.capsule import apply_capsule
 
-    apply_capsule(capsule)
+    results = apply_capsule(capsule, host, timeout=timeout, say=typer.echo)
+    if len(results) < len(host) or any(r["state"] != "committed" for r in results):
+        raise typer.Exit(1)
+    typer.echo(f"{capsule}: all {len(results)} hosts committed")

@@ -34,7 +34,3 @@ class IsoError(ForgeError):
 
 class DefinitionError(ForgeError):
     """A cluster definition archive that is malformed or breaks a rule."""
-
-
-class NotBuiltYet(ForgeError):
-    """A feature that needs a part of edgeplane that does not exist yet (named in the message)."""

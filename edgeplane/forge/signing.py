@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -59,3 +60,15 @@ def verify(key: Ed25519PublicKey, signature: bytes, data: bytes, *, what: str) -
         key.verify(signature, data)
     except InvalidSignature:
         raise SignatureError(f"{what}: bad signature (signed with another key, or modified)") from None
+
+
+def verify_any(keys: Sequence[Ed25519PublicKey], signature: bytes, data: bytes, *, what: str) -> None:
+    """Accept a signature made by any of ``keys`` (a site may trust more than one signer)."""
+    for key in keys:
+        try:
+            key.verify(signature, data)
+            return
+        except InvalidSignature:
+            continue
+    count = f"any of the {len(keys)} trusted keys" if len(keys) > 1 else "the trusted key"
+    raise SignatureError(f"{what}: bad signature: not made by {count} (signed with another key, or modified)")

@@ -79,7 +79,10 @@ def test_definition_and_capsule_commands(tmp_path: Path, sources, keys, other_ke
     result = forge("capsule", "verify", capsule, "--public-key", keys.public)
     assert result.exit_code == 0 and "signature valid" in result.output
     result = forge("capsule", "apply", capsule)
-    assert result.exit_code == 2 and "not built yet" in result.output
+    assert result.exit_code == 2 and "--host" in result.output
+    result = forge("capsule", "apply", capsule, "--host", tmp_path / "host", "--timeout", "0.2")
+    assert result.exit_code == 1 and "timeout: no result after 0 s" in result.output, result.output
+    assert "is the agent running" in result.output
 
 
 def test_keygen_never_overwrites(tmp_path: Path) -> None:
