@@ -3,8 +3,11 @@
 Measures put throughput and p50/p99 latency at 1, 16 and 256 concurrent clients, the time to read
 a 10,000-key range, and watch delivery latency (put -> event received). Every server runs on this
 machine on loopback; the load generator is the same Python asyncio gRPC client for all of them.
+All servers run at once and the put measurements are interleaved (each round measures every
+backend in turn), and the median round is reported: on a shared 2-core machine, background
+load otherwise lands on whichever backend happens to be measured at that moment.
 
-    .venv/bin/python bench/datastore.py [--seconds 5] [--only sqlite,postgres,etcd] [--json out.json]
+    .venv/bin/python bench/datastore.py [--seconds 5] [--rounds 3] [--only sqlite,postgres,etcd] [--json out.json]
 
 Results go into docs/benchmarks.md by hand, with the machine and the date.
 """
@@ -106,13 +109,24 @@ async def watch_latency(endpoint: str, events: int = 400, rate: float = 200.0) -
     return {"watch_p50_ms": percentile(delays, 0.5) * 1000, "watch_p99_ms": percentile(delays, 0.99) * 1000}
 
 
-async def measure(endpoint: str, seconds: float) -> dict:
-    result: dict = {"put": []}
+def median_run(runs: list[dict]) -> dict:
+    """The run with the median throughput, its latencies with it, plus every round's figure."""
+    ordered = sorted(runs, key=lambda run: run["puts_per_s"])
+    return {**ordered[len(ordered) // 2], "rounds_puts_per_s": [round(run["puts_per_s"]) for run in runs]}
+
+
+def measure_puts(servers: dict[str, str], seconds: float, rounds: int) -> dict[str, list[dict]]:
+    """Every backend at every concurrency, interleaved round by round, so that a change in the
+    machine's background load between one backend's turn and the next shifts all of them."""
+    results: dict[str, list[dict]] = {kind: [] for kind in servers}
     for clients in CONCURRENCY:
-        result["put"].append(await put_load(endpoint, clients, seconds))
-    result.update(await range_10k(endpoint))
-    result.update(await watch_latency(endpoint))
-    return result
+        runs: dict[str, list[dict]] = {kind: [] for kind in servers}
+        for _ in range(rounds):
+            for kind, endpoint in servers.items():
+                runs[kind].append(asyncio.run(put_load(endpoint, clients, seconds)))
+        for kind in servers:
+            results[kind].append(median_run(runs[kind]))
+    return results
 
 
 def compaction_slices(endpoint_url: str, history: int = 50_000, keys: int = 500) -> dict:
@@ -159,6 +173,7 @@ def compaction_slices(endpoint_url: str, history: int = 50_000, keys: int = 500)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="duration of each put measurement")
+    parser.add_argument("--rounds", type=int, default=3, help="put measurements per point (the median is reported)")
     parser.add_argument("--only", default="sqlite,postgres,etcd")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
@@ -167,20 +182,27 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="ep-bench-") as tmp:
         workdir = Path(tmp)
         postgres = start_postgres(workdir / "pg") if "postgres" in kinds else None
+        servers = {}
         try:
             for kind in kinds:
-                server = start_backend(kind, workdir / kind, postgres)
-                try:
-                    print(f"measuring {kind} ...", file=sys.stderr)
-                    results[kind] = asyncio.run(measure(server.endpoint, args.seconds))
-                finally:
-                    server.stop()
-                if kind == "sqlite":
-                    results[kind]["compaction"] = compaction_slices(f"sqlite://{workdir / 'compact.db'}")
-                elif kind == "postgres":
-                    results[kind]["compaction"] = compaction_slices(postgres.create_database("compact"))
+                servers[kind] = start_backend(kind, workdir / kind, postgres)
+            print(f"measuring puts on {', '.join(kinds)}, {args.rounds} interleaved rounds ...", file=sys.stderr)
+            endpoints = {kind: server.endpoint for kind, server in servers.items()}
+            for kind, rows in measure_puts(endpoints, args.seconds, args.rounds).items():
+                results[kind] = {"put": rows}
+            for kind, endpoint in endpoints.items():
+                print(f"measuring range and watch on {kind} ...", file=sys.stderr)
+                results[kind].update(asyncio.run(range_10k(endpoint)))
+                results[kind].update(asyncio.run(watch_latency(endpoint)))
         finally:
-            if postgres:
+            for server in servers.values():
+                server.stop()
+        if "sqlite" in kinds:
+            results["sqlite"]["compaction"] = compaction_slices(f"sqlite://{workdir / 'compact.db'}")
+        if postgres:
+            try:
+                results["postgres"]["compaction"] = compaction_slices(postgres.create_database("compact"))
+            finally:
                 postgres.stop()
     report(results)
     if args.json:
@@ -190,10 +212,11 @@ def main() -> None:
 def report(results: dict[str, dict]) -> None:
     print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
           f"date: {time.strftime('%Y-%m-%d')}")
-    print("\n| backend | clients | puts/s | p50 ms | p99 ms |\n|---|---|---|---|---|")
+    print("\n| backend | clients | puts/s (median) | p50 ms | p99 ms | puts/s of each round |\n|---|---|---|---|---|---|")
     for kind, result in results.items():
         for row in result["put"]:
-            print(f"| {kind} | {row['clients']} | {row['puts_per_s']:.0f} | {row['p50_ms']:.2f} | {row['p99_ms']:.2f} |")
+            rounds = ", ".join(str(n) for n in row["rounds_puts_per_s"])
+            print(f"| {kind} | {row['clients']} | {row['puts_per_s']:.0f} | {row['p50_ms']:.2f} | {row['p99_ms']:.2f} | {rounds} |")
     print("\n| backend | range 10k keys ms | watch p50 ms | watch p99 ms |\n|---|---|---|---|")
     for kind, result in results.items():
         print(f"| {kind} | {result['range_10k_ms']:.1f} | {result['watch_p50_ms']:.2f} | {result['watch_p99_ms']:.2f} |")

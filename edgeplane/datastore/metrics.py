@@ -23,10 +23,15 @@ class Metrics:
         self.streams = Gauge("edgeplane_datastore_watch_streams", "Open watch streams", registry=self.registry)
         self.batch_size = Histogram("edgeplane_datastore_write_batch_requests", "Write requests per committed batch",
                                     registry=self.registry, buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512))
+        self._children: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
 
     def observe(self, method: str, code: str, seconds: float) -> None:
-        self.requests.labels(method, code).inc()
-        self.latency.labels(method).observe(seconds)
+        # Labelled children looked up once: this runs on every request, on the event loop.
+        children = self._children.get((method, code))
+        if children is None:
+            children = self._children[(method, code)] = (self.requests.labels(method, code), self.latency.labels(method))
+        children[0].inc()
+        children[1].observe(seconds)
 
     def serve(self, host: str, port: int) -> None:
         start_http_server(port, addr=host, registry=self.registry)
