@@ -133,8 +133,12 @@ def embedded_python_environment() -> dict[str, str]:
     # pyvoy's module is built like an extension module and does not link libpython: preload it.
     libraries = [Path(p) for p in find_libpython.candidate_paths()]
     libraries = [p for p in libraries if p.name.startswith("libpython") and p.exists()]
-    if libraries:
-        env["LD_PRELOAD"] = str(libraries[0])
+    if not libraries:
+        version = f"{sys.version_info.major}.{sys.version_info.minor}"
+        raise RuntimeError(f"no shared libpython{version} found for {sys.executable}: the datastore embeds Python in "
+                           f"Envoy and needs it (Debian: apt-get install libpython{version}; pyenv: build with "
+                           "--enable-shared)")
+    env["LD_PRELOAD"] = str(libraries[0])
     return env
 
 

@@ -270,5 +270,8 @@ def serve(config: DatastoreConfig, log_level: str = "info") -> NoReturn:
             check_port_free(*parse_host_port(config.metrics_listen, option="--metrics-listen"), "--metrics-listen")
     except OSError as exc:
         raise StartupError(str(exc)) from None
-    exec_envoy(config.listen, host, port, (config.cert_file, config.key_file, config.trusted_ca_file),
-               encode_config(config, log_level), log_level, ENVOY_WORKERS)
+    try:
+        exec_envoy(config.listen, host, port, (config.cert_file, config.key_file, config.trusted_ca_file),
+                   encode_config(config, log_level), log_level, ENVOY_WORKERS)
+    except (RuntimeError, OSError) as exc:  # Envoy or the embedded Python cannot be started here
+        raise StartupError(f"cannot start the gRPC front end: {exc}") from None
