@@ -24,6 +24,10 @@ class Event:
     kv: KeyValue
     prev_kv: KeyValue | None
 
+    def approx_bytes(self) -> int:
+        """Roughly what the event costs in memory and on the wire (for the watch byte limits)."""
+        return 64 + len(self.kv.key) + len(self.kv.value) + (len(self.prev_kv.value) if self.prev_kv else 0)
+
 
 @dataclass(slots=True, frozen=True)
 class KeyRange:

@@ -113,10 +113,14 @@ class Reader:
         return int(self._q(sql, params)[0][0])
 
     def events(
-        self, key_range: KeyRange | None, first: int, last: int, limit: int, with_prev: bool
+        self, key_range: KeyRange | None, first: int, last: int, limit: int, with_prev: bool,
+        max_bytes: int | None = None,
     ) -> tuple[list[Event], int]:
         """Events with first <= revision <= last in commit order, whole revisions only, about
-        ``limit`` at most. Returns the events and the next revision to read from."""
+        ``limit`` at most and, with ``max_bytes``, about that many bytes of keys and values at
+        most (always at least one revision). Returns the events and the next revision to read from."""
+        if max_bytes is not None:
+            last = self._page_end(key_range, first, last, limit, max_bytes)
         rows = self._event_rows(key_range, first, last, limit + 1, with_prev)
         if len(rows) > limit:
             cut_revision = rows[limit][1]
@@ -126,6 +130,20 @@ class Reader:
                 cut_revision += 1
             return [self._event(r, with_prev) for r in kept], cut_revision
         return [self._event(r, with_prev) for r in rows], last + 1
+
+    def _page_end(self, key_range: KeyRange | None, first: int, last: int, limit: int, max_bytes: int) -> int:
+        """The last revision of a page holding about ``max_bytes``, from the sizes alone: large
+        values are never loaded just to find out that they do not fit."""
+        where, params = ("1 = 1", ()) if key_range is None else key_clause(key_range, "l.key")
+        sql = (f"SELECT l.revision, length(l.key) + COALESCE(length(l.value), 0) FROM {self.dialect.by_revision('l')} "
+               f"WHERE l.revision >= ? AND l.revision <= ? AND {where} ORDER BY l.revision, l.seq LIMIT {int(limit) + 1}")
+        total, previous = 0, None
+        for revision, size in self._q(sql, (first, last, *params)):
+            if total >= max_bytes and revision != previous:
+                return previous
+            total += size + 64
+            previous = revision
+        return last
 
     def _event_rows(self, key_range: KeyRange | None, first: int, last: int, limit: int, with_prev: bool) -> list[Any]:
         columns = "l.key, l.revision, l.deleted, l.create_revision, l.version, l.value, l.lease, l.prev_revision"

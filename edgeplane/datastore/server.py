@@ -32,6 +32,7 @@ DEFAULT_MAX_REQUEST_BYTES = 1536 * 1024  # etcd's default --max-request-bytes
 GRPC_OVERHEAD_BYTES = 512 * 1024
 # Envoy threads doing HTTP/2 and TLS; the Python side is one event loop whatever this is.
 ENVOY_WORKERS = 2
+FEED_PAGE_BYTES = 16 * 1024 * 1024  # other writers' changes read per query, whatever the value sizes
 
 
 @dataclass
@@ -200,7 +201,7 @@ class Datastore:
                     def read(reader, meta, first=first):
                         if meta.revision < first:
                             return [], meta.revision, meta.revision + 1
-                        events, next_revision = reader.events(None, first, meta.revision, 2000, True)
+                        events, next_revision = reader.events(None, first, meta.revision, 2000, True, FEED_PAGE_BYTES)
                         return events, meta.revision, next_revision
 
                     events, latest, next_revision = await engine.read(read)

@@ -23,9 +23,15 @@ from edgeplane.datastore.proto import etcd_api_pb2 as pb
 
 log = logging.getLogger(__name__)
 
-HISTORY_PAGE = 1000  # events read from the database per catch-up query
-BACKLOG_LIMIT = 10000  # events a live watcher may hold before it falls back to catching up
-OUTBOUND_LIMIT = 128  # responses queued per stream before watchers wait
+# Memory per watch stays bounded whatever the values' sizes (etcd allows 1.5 MiB each): limits
+# count events and bytes, and a response is split between revisions once it is large.
+HISTORY_PAGE = 1000  # events read from the database per catch-up query ...
+HISTORY_PAGE_BYTES = 4 * 1024 * 1024  # ... and bytes
+BACKLOG_LIMIT = 10000  # events a live watcher may hold before it falls back to catching up ...
+BACKLOG_BYTES = 16 * 1024 * 1024  # ... and bytes
+RESPONSE_BYTES = 1024 * 1024  # a response holding this much ends at the next revision boundary
+OUTBOUND_LIMIT = 128  # responses queued per stream before watchers wait ...
+OUTBOUND_BYTES = 8 * 1024 * 1024  # ... or this many bytes of events (one response always fits)
 
 
 class WatchHub:
@@ -68,6 +74,7 @@ class Watcher:
         self.next_revision = start
         self.sent_since_tick = False
         self._backlog: deque[Event] = deque()
+        self._backlog_bytes = 0
         self._wake = asyncio.Event()
         self.task: asyncio.Task | None = None
 
@@ -76,13 +83,20 @@ class Watcher:
         for event in events:
             if event.revision >= self.next_revision and self._wanted(event):
                 self._backlog.append(event)
+                self._backlog_bytes += event.approx_bytes()
         self.next_revision = revision + 1
-        if len(self._backlog) > BACKLOG_LIMIT:
+        if len(self._backlog) > BACKLOG_LIMIT or self._backlog_bytes > BACKLOG_BYTES:
             # Too slow: forget the backlog and re-read it from the database later.
             self.next_revision = self._backlog[0].revision
-            self._backlog.clear()
+            self._take_backlog()
             self.stream.hub.drop(self)
         self._wake.set()
+
+    def _take_backlog(self) -> list[Event]:
+        batch = list(self._backlog)
+        self._backlog.clear()
+        self._backlog_bytes = 0
+        return batch
 
     def _wanted(self, event: Event) -> bool:
         if event.deleted and self.no_delete or not event.deleted and self.no_put:
@@ -104,9 +118,7 @@ class Watcher:
                 await self._wake.wait()
                 self._wake.clear()
                 if self._backlog:
-                    batch = list(self._backlog)
-                    self._backlog.clear()
-                    await self.stream.send_events(self, batch)
+                    await self.stream.send_events(self, self._take_backlog())
         except asyncio.CancelledError:
             pass
         finally:
@@ -122,7 +134,8 @@ class Watcher:
         def read(reader, meta):
             if first < meta.compact_revision:
                 return None, meta.compact_revision
-            return reader.events(self.key_range, first, last, HISTORY_PAGE, self.prev_kv), meta.compact_revision
+            page = reader.events(self.key_range, first, last, HISTORY_PAGE, self.prev_kv, HISTORY_PAGE_BYTES)
+            return page, meta.compact_revision
 
         try:
             page, compact_revision = await self.stream.engine.read(read)
@@ -140,6 +153,49 @@ class Watcher:
         return True
 
 
+def whole_revision_chunks(events: list[Event], max_bytes: int) -> list[list[Event]]:
+    """Split ``events`` into runs of about ``max_bytes``, never inside one revision."""
+    if not events:
+        return []
+    chunks: list[list[Event]] = [[]]
+    size = 0
+    for event in events:
+        current = chunks[-1]
+        if size >= max_bytes and current[-1].revision != event.revision:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(event)
+        size += event.approx_bytes()
+    return chunks
+
+
+class Outbound:
+    """A stream's responses waiting for the client, bounded in count and in bytes."""
+
+    def __init__(self) -> None:
+        self._items: deque[tuple[pb.WatchResponse, int]] = deque()
+        self._bytes = 0
+        self._changed = asyncio.Condition()
+
+    def _has_room(self) -> bool:
+        return not self._items or (len(self._items) < OUTBOUND_LIMIT and self._bytes < OUTBOUND_BYTES)
+
+    async def put(self, response: pb.WatchResponse, size: int) -> None:
+        async with self._changed:
+            await self._changed.wait_for(self._has_room)
+            self._items.append((response, size))
+            self._bytes += size
+            self._changed.notify_all()
+
+    async def get(self) -> pb.WatchResponse:
+        async with self._changed:
+            await self._changed.wait_for(lambda: bool(self._items))
+            response, size = self._items.popleft()
+            self._bytes -= size
+            self._changed.notify_all()
+            return response
+
+
 class WatchStream:
     """One gRPC Watch stream: many watchers, one ordered outbound queue."""
 
@@ -148,24 +204,25 @@ class WatchStream:
         self.engine = engine
         self.header = header
         self.progress_interval = progress_interval
-        self.outbound: asyncio.Queue[pb.WatchResponse] = asyncio.Queue(OUTBOUND_LIMIT)
+        self.outbound = Outbound()
         self.watchers: dict[int, Watcher] = {}
         self._ids = itertools.count(0)
         self._background: set[asyncio.Task] = set()
 
-    async def send(self, response: pb.WatchResponse) -> None:
-        await self.outbound.put(response)
+    async def send(self, response: pb.WatchResponse, size: int = 0) -> None:
+        await self.outbound.put(response, size)
 
     async def send_events(self, watcher: Watcher, events: list[Event]) -> None:
-        if watcher.watch_id not in self.watchers:
-            return
-        response = pb.WatchResponse(header=self.header(self.hub.revision), watch_id=watcher.watch_id)
-        for event in events:
-            item = response.events.add(type=pb.Event.DELETE if event.deleted else pb.Event.PUT, kv=to_pb(event.kv))
-            if watcher.prev_kv and event.prev_kv is not None:
-                item.prev_kv.CopyFrom(to_pb(event.prev_kv))
-        watcher.sent_since_tick = True
-        await self.send(response)
+        for chunk in whole_revision_chunks(events, RESPONSE_BYTES):
+            if watcher.watch_id not in self.watchers:
+                return
+            response = pb.WatchResponse(header=self.header(self.hub.revision), watch_id=watcher.watch_id)
+            for event in chunk:
+                item = response.events.add(type=pb.Event.DELETE if event.deleted else pb.Event.PUT, kv=to_pb(event.kv))
+                if watcher.prev_kv and event.prev_kv is not None:
+                    item.prev_kv.CopyFrom(to_pb(event.prev_kv))
+            watcher.sent_since_tick = True
+            await self.send(response, sum(event.approx_bytes() for event in chunk))
 
     async def handle(self, request: pb.WatchRequest) -> None:
         kind = request.WhichOneof("request_union")
