@@ -53,6 +53,11 @@ class Console:
         self.closing = False
         self.heartbeats = HeartbeatWriter(self.db)
 
+    def begin_shutdown(self) -> None:
+        """Held long-polls answer 204 now instead of holding shutdown up; agents simply re-poll."""
+        self.closing = True
+        self.waiters.wake_all()
+
     def source(self, request: Request) -> str:
         return request.client.host if request.client else "unknown"
 
@@ -117,9 +122,7 @@ def create_app(config: ConsoleConfig) -> FastAPI:
         try:
             yield
         finally:
-            # Held long-polls answer 204 now instead of holding shutdown up; agents simply re-poll.
-            console.closing = True
-            console.waiters.wake_all()
+            console.begin_shutdown()  # normally done already by ConsoleServer.shutdown
             if console.listener:
                 console.listener.stop()
             console.heartbeats.stop()

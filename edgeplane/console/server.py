@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -35,12 +36,28 @@ def create_admin_key(db_url: str, *, tenant: str = "default", user: str = "admin
         db.close()
 
 
-def serve(config: ConsoleConfig, host: str, port: int, *, log_level: str = "info") -> None:
-    """Serve in the foreground until SIGTERM or Ctrl-C."""
+def _server(config: ConsoleConfig, host: str, port: int, log_level: str, grace: float) -> Any:
+    """uvicorn's server, releasing held long-polls as soon as shutdown starts.
+
+    uvicorn runs the app's lifespan shutdown only after open requests finished or the grace
+    period ran out (then cancelling them); a long-poll held for 30 s would use the whole grace.
+    """
     import uvicorn
 
-    uvicorn.run(create_app(config), host=host, port=port, log_level=log_level, access_log=False,
-                timeout_graceful_shutdown=5)
+    app = create_app(config)
+
+    class ConsoleServer(uvicorn.Server):
+        async def shutdown(self, sockets: list | None = None) -> None:
+            app.state.console.begin_shutdown()
+            await super().shutdown(sockets)
+
+    return ConsoleServer(uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False,
+                                        timeout_graceful_shutdown=grace))
+
+
+def serve(config: ConsoleConfig, host: str, port: int, *, log_level: str = "info") -> None:
+    """Serve in the foreground until SIGTERM or Ctrl-C."""
+    _server(config, host, port, log_level, grace=5).run()
 
 
 def _wait_healthy(url: str, timeout: float, alive: Callable[[], bool]) -> None:
@@ -61,10 +78,7 @@ class ThreadedConsole:
     """A console served by uvicorn on a background thread of this process."""
 
     def __init__(self, config: ConsoleConfig, host: str = "127.0.0.1", port: int = 0) -> None:
-        import uvicorn
-
-        self._server = uvicorn.Server(uvicorn.Config(create_app(config), host=host, port=port, log_level="warning",
-                                                     access_log=False, timeout_graceful_shutdown=2))
+        self._server = _server(config, host, port, "warning", grace=2)
         self._thread = threading.Thread(target=self._server.run, name="console", daemon=True)
         self.url = ""
 
