@@ -16,8 +16,7 @@ does not pay for pydantic and PyYAML):
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from edgeplane.common.lazy import lazy_exports
 
 _EXPORTS = {
     "deliver_capsule": "capsule", "node_role": "capsule", "wait_capsule_result": "capsule",
@@ -32,8 +31,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

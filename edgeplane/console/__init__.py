@@ -8,8 +8,15 @@ Public API for other parts (the lab, tests):
 - ``default_db_url``: the embedded SQLite default in the data directory.
 """
 
-from edgeplane.console.app import ConsoleConfig, create_app
-from edgeplane.console.server import ConsoleProcess, ThreadedConsole, create_admin_key, default_db_url, serve
+from __future__ import annotations
 
-__all__ = ["ConsoleConfig", "ConsoleProcess", "ThreadedConsole", "create_admin_key", "create_app", "default_db_url",
-           "serve"]
+from edgeplane.common.lazy import lazy_exports
+
+_EXPORTS = {
+    "ConsoleConfig": "app", "create_app": "app",
+    "ConsoleProcess": "server", "ThreadedConsole": "server", "create_admin_key": "server", "default_db_url": "server",
+    "serve": "server",
+}
+
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

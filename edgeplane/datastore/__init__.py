@@ -7,11 +7,16 @@ Public API for other parts:
   after a split, export the loser's writes and never reuse a revision after a failover.
 """
 
-from edgeplane.datastore.admin import Change, ChangeRecord, advance_revision, changes_since, last_change
-from edgeplane.datastore.server import Datastore, DatastoreConfig, serve
-from edgeplane.datastore.sql import StartupError
+from __future__ import annotations
 
-__all__ = [
-    "Change", "ChangeRecord", "Datastore", "DatastoreConfig", "StartupError", "advance_revision", "changes_since",
-    "last_change", "serve",
-]
+from edgeplane.common.lazy import lazy_exports
+
+_EXPORTS = {
+    "Change": "admin", "ChangeRecord": "admin", "advance_revision": "admin", "changes_since": "admin",
+    "last_change": "admin",
+    "Datastore": "server", "DatastoreConfig": "server", "serve": "server",
+    "StartupError": "sql",
+}
+
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -13,21 +13,24 @@ Public API (other parts import only from here):
 - errors: :class:`ForgeError` and its subclasses.
 """
 
-from edgeplane.forge.artifacts import Artifact, make_artifact
-from edgeplane.forge.bundle import Verified, build_bundle, extract_bundle, read_manifest, verify_bundle
-from edgeplane.forge.errors import (BundleError, DefinitionError, ForgeError, IsoError, ProfileError,
-                                    SignatureError, UserDataError)
-from edgeplane.forge.capsule import apply_capsule, build_capsule, extract_capsule, verify_capsule
-from edgeplane.forge.definition import Definition, build_definition, import_definition, read_definition
-from edgeplane.forge.export import export_definition
-from edgeplane.forge.iso import IsoResult, build_installer_iso, build_site_iso
-from edgeplane.forge.manifest import Manifest
-from edgeplane.forge.signing import generate_keypair, load_private_key, load_public_key
+from __future__ import annotations
 
-__all__ = [
-    "Artifact", "BundleError", "Definition", "DefinitionError", "ForgeError", "IsoError", "IsoResult", "Manifest",
-    "ProfileError", "SignatureError", "UserDataError", "Verified", "apply_capsule", "build_bundle",
-    "build_capsule", "build_definition", "build_installer_iso", "build_site_iso", "export_definition",
-    "extract_bundle", "extract_capsule", "generate_keypair", "import_definition", "load_private_key", "load_public_key",
-    "make_artifact", "read_definition", "read_manifest", "verify_bundle", "verify_capsule",
-]
+from edgeplane.common.lazy import lazy_exports
+
+_EXPORTS = {
+    "Artifact": "artifacts", "make_artifact": "artifacts",
+    "Verified": "bundle", "build_bundle": "bundle", "extract_bundle": "bundle", "read_manifest": "bundle",
+    "verify_bundle": "bundle",
+    "BundleError": "errors", "DefinitionError": "errors", "ForgeError": "errors", "IsoError": "errors",
+    "ProfileError": "errors", "SignatureError": "errors", "UserDataError": "errors",
+    "apply_capsule": "capsule", "build_capsule": "capsule", "extract_capsule": "capsule", "verify_capsule": "capsule",
+    "Definition": "definition", "build_definition": "definition", "import_definition": "definition",
+    "read_definition": "definition",
+    "export_definition": "export",
+    "IsoResult": "iso", "build_installer_iso": "iso", "build_site_iso": "iso",
+    "Manifest": "manifest",
+    "generate_keypair": "signing", "load_private_key": "signing", "load_public_key": "signing",
+}
+
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -11,7 +11,7 @@ Public API (other parts and the lab import only these; loaded on first use so th
 
 from __future__ import annotations
 
-import importlib
+from edgeplane.common.lazy import lazy_exports
 
 _EXPORTS = {
     "ConfigError": "config", "NodeConfig": "config", "load_config": "config",
@@ -22,8 +22,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)
