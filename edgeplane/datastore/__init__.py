@@ -14,7 +14,7 @@ from edgeplane.common.lazy import lazy_exports
 _EXPORTS = {
     "Change": "admin", "ChangeRecord": "admin", "advance_revision": "admin", "changes_since": "admin",
     "last_change": "admin",
-    "Datastore": "server", "DatastoreConfig": "server", "serve": "server",
+    "DatastoreConfig": "config", "serve": "frontend", "Datastore": "server",
     "StartupError": "sql",
 }
 

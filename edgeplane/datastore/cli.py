@@ -27,7 +27,8 @@ def datastore(
 ) -> None:
     """Serve the etcd v3 API over SQL until SIGTERM or Ctrl-C."""
     from edgeplane.common.logs import configure
-    from edgeplane.datastore.server import DatastoreConfig, serve
+    from edgeplane.datastore.config import DatastoreConfig
+    from edgeplane.datastore.frontend import serve
     from edgeplane.datastore.sql import StartupError, default_node_name
 
     configure(log_level)
@@ -48,7 +49,8 @@ def datastore(
 def serve_from_options(listen: str) -> None:
     """Used by `edgeplane lab datastore`: the embedded default on ``listen``."""
     from edgeplane.common.logs import configure
-    from edgeplane.datastore.server import DatastoreConfig, serve
+    from edgeplane.datastore.config import DatastoreConfig
+    from edgeplane.datastore.frontend import serve
 
     configure("info")
     serve(DatastoreConfig(listen=listen), "info")

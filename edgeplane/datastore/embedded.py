@@ -1,6 +1,6 @@
 """The module Envoy's embedded interpreter loads (through pyvoy): the datastore as an ASGI app.
 
-Only ``edgeplane datastore`` (``server.serve``) starts Envoy with this module; it passes the
+Only ``edgeplane datastore`` (``frontend.serve``) starts Envoy with this module; it passes the
 already-checked configuration in ``EDGEPLANE_DATASTORE_CONFIG``.
 """
 
@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 
 from edgeplane.common.logs import configure
-from edgeplane.datastore.frontend import CONFIG_ENV, decode_config
-from edgeplane.datastore.server import Datastore, DatastoreConfig
+from edgeplane.datastore.frontend import CONFIG_ENV
+from edgeplane.datastore.server import Datastore
 
-_fields, _log_level = decode_config(os.environ[CONFIG_ENV])
+_datastore, _log_level = Datastore.from_environment(os.environ[CONFIG_ENV])
 configure(_log_level)
-app = Datastore(DatastoreConfig(**_fields)).asgi_app()
+app = _datastore.asgi_app()

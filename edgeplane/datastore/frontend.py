@@ -1,7 +1,8 @@
-"""Envoy as the datastore's HTTP/2 and TLS front end, with this Python embedded in it by pyvoy.
+"""The launcher: checks, then Envoy as the HTTP/2 and TLS front end with this Python embedded by pyvoy.
 
-``edgeplane datastore`` checks everything it can report precisely (options, database, lock, port),
-then *replaces itself* with Envoy: the datastore keeps one PID, so SIGTERM, kill -9 and PID files
+``serve`` (what ``edgeplane datastore`` runs) checks everything it can report precisely (options,
+database, the SQLite lock file, ports) while importing nothing heavy, then *replaces itself* with
+Envoy: the datastore keeps one PID, so SIGTERM, kill -9 and PID files
 behave as for any single-process server, and the SQLite lock file descriptor stays held across
 the exec. Envoy loads pyvoy's dynamic module, which runs ``edgeplane.datastore.embedded:app`` in
 an embedded interpreter that reads the configuration from ``EDGEPLANE_DATASTORE_CONFIG``. The
@@ -15,7 +16,7 @@ server on the port must fail, not share it), the admin listener and hot restart.
 
 from __future__ import annotations
 
-import dataclasses
+import fcntl
 import importlib.util
 import json
 import os
@@ -24,19 +25,16 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
+from edgeplane.common.netaddr import parse_host_port
+from edgeplane.datastore.config import DatastoreConfig
+from edgeplane.datastore.sql import StartupError, make_dialect, prepare_database
+
 CONFIG_ENV = "EDGEPLANE_DATASTORE_CONFIG"
 EMBEDDED_APP = "edgeplane.datastore.embedded:app"
 MAX_CONNECTIONS = 10_000
+# Envoy threads doing HTTP/2 and TLS; the Python side is one event loop whatever this is.
+ENVOY_WORKERS = 2
 ENVOY_LOG_LEVELS = {"debug": "debug", "info": "warning", "warning": "warning", "error": "error", "critical": "critical"}
-
-
-def encode_config(config: Any, log_level: str) -> str:
-    return json.dumps({"config": dataclasses.asdict(config), "log_level": log_level})
-
-
-def decode_config(text: str) -> tuple[dict[str, Any], str]:
-    document = json.loads(text)
-    return document["config"], document["log_level"]
 
 
 def check_port_free(host: str, port: int, option: str) -> None:
@@ -158,3 +156,62 @@ def exec_envoy(listen: str, host: str, port: int, tls: tuple[str | None, str | N
     sys.stderr.flush()
     os.execve(envoy, argv, env)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+class SingleUseLock:
+    """An exclusive lock file beside an SQLite database: one datastore process per file."""
+
+    def __init__(self, db_path: str) -> None:
+        self.path = Path(f"{db_path}.lock")
+        self._handle = None
+
+    def acquire(self, inheritable: bool = False) -> None:
+        """``inheritable``: keep the lock across exec (the launcher becomes Envoy)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path, "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            owner = handle.read().strip() or "another process"
+            handle.close()
+            raise StartupError(f"{self.path.with_suffix('')} is in use by another datastore (pid {owner})") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        if inheritable:
+            os.set_inheritable(handle.fileno(), True)
+        self._handle = handle
+
+    def release(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+
+def serve(config: DatastoreConfig, log_level: str = "info") -> NoReturn:
+    """Check what can be reported precisely, then become Envoy serving the datastore (never returns).
+
+    Raises ValueError or StartupError, naming the option or the database, before anything listens.
+    """
+    config.validate()
+    endpoint = config.resolved_endpoint()
+    lock = SingleUseLock(endpoint.target) if endpoint.engine == "sqlite" else None
+    if lock:
+        # Held by this process and, through the exec, by Envoy until it exits (``lock`` must stay
+        # referenced until then: a collected lock closes its file and releases it).
+        lock.acquire(inheritable=True)
+    prepare_database(make_dialect(endpoint, config.sqlite_synchronous), config.node_name)
+    host, port = parse_host_port(config.listen, option="--listen")
+    try:
+        check_port_free(host, port, "--listen")
+        if config.metrics_listen:
+            check_port_free(*parse_host_port(config.metrics_listen, option="--metrics-listen"), "--metrics-listen")
+    except OSError as exc:
+        raise StartupError(str(exc)) from None
+    try:
+        exec_envoy(config.listen, host, port, (config.cert_file, config.key_file, config.trusted_ca_file),
+                   config.to_json(log_level), log_level, ENVOY_WORKERS)
+    except (RuntimeError, OSError) as exc:  # Envoy or the embedded Python cannot be started here
+        raise StartupError(f"cannot start the gRPC front end: {exc}") from None

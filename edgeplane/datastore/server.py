@@ -1,112 +1,29 @@
-"""One datastore process: the launcher's checks, then (inside Envoy) engine, watch hub and background loops."""
+"""The datastore inside Envoy's embedded interpreter: engine, watch hub, background loops, gRPC methods."""
 
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import gc
 import logging
-import os
 import threading
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import NoReturn
 
 from edgeplane.common.netaddr import parse_host_port
-from edgeplane.common.paths import default_data_dir
+from edgeplane.datastore.config import DatastoreConfig
 from edgeplane.datastore.engine import Engine
-from edgeplane.datastore.frontend import check_port_free, encode_config, exec_envoy
 from edgeplane.datastore.grpc_asgi import GrpcApp, Method, service_methods
 from edgeplane.datastore.metrics import Metrics
 from edgeplane.datastore.proto import etcd_api_pb2 as pb
 from edgeplane.datastore.services import (
-    ClusterService, Compactor, Context, KVService, LeaseService, MaintenanceService, WatchService, parse_retention,
+    ClusterService, Compactor, Context, KVService, LeaseService, MaintenanceService, WatchService,
 )
-from edgeplane.datastore.sql import NOTIFY_CHANNEL, Endpoint, StartupError, default_node_name, make_dialect, parse_endpoint, prepare_database
+from edgeplane.datastore.sql import NOTIFY_CHANNEL, make_dialect
 from edgeplane.datastore.watch import WatchHub
 
 log = logging.getLogger("edgeplane.datastore")
 
-DEFAULT_MAX_REQUEST_BYTES = 1536 * 1024  # etcd's default --max-request-bytes
 GRPC_OVERHEAD_BYTES = 512 * 1024
-# Envoy threads doing HTTP/2 and TLS; the Python side is one event loop whatever this is.
-ENVOY_WORKERS = 2
 FEED_PAGE_BYTES = 16 * 1024 * 1024  # other writers' changes read per query, whatever the value sizes
-
-
-@dataclass
-class DatastoreConfig:
-    listen: str = "127.0.0.1:2379"
-    endpoint: str = ""  # empty: state.db in the data directory
-    node_name: str = field(default_factory=default_node_name)
-    cert_file: str | None = None
-    key_file: str | None = None
-    trusted_ca_file: str | None = None
-    metrics_listen: str | None = None
-    auto_compaction: str = "10000"
-    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
-    max_txn_ops: int = 128
-    sqlite_synchronous: str = "full"
-    progress_interval: float = 5.0
-    lease_check_interval: float = 0.5
-
-    def resolved_endpoint(self) -> Endpoint:
-        if not self.endpoint:
-            return Endpoint("sqlite", str(default_data_dir() / "datastore" / "state.db"))
-        return parse_endpoint(self.endpoint)
-
-    def validate(self) -> None:
-        """Raise ValueError naming the option for any setting that cannot work."""
-        parse_host_port(self.listen, option="--listen")
-        if self.metrics_listen:
-            parse_host_port(self.metrics_listen, option="--metrics-listen")
-        self.resolved_endpoint()
-        parse_retention(self.auto_compaction)
-        if bool(self.cert_file) != bool(self.key_file):
-            raise ValueError("--cert-file and --key-file go together")
-        if self.trusted_ca_file and not self.cert_file:
-            raise ValueError("--trusted-ca-file (client certificate auth) needs --cert-file and --key-file")
-        for option, path in (("--cert-file", self.cert_file), ("--key-file", self.key_file),
-                             ("--trusted-ca-file", self.trusted_ca_file)):
-            if path and not Path(path).is_file():
-                raise ValueError(f"{option}: {path} does not exist")
-        if self.max_request_bytes <= 0:
-            raise ValueError("--max-request-bytes must be positive")
-        if self.sqlite_synchronous.lower() not in ("full", "normal", "extra"):
-            raise ValueError("--sqlite-synchronous must be full, normal or extra")
-
-
-class SingleUseLock:
-    """An exclusive lock file beside an SQLite database: one datastore process per file."""
-
-    def __init__(self, db_path: str) -> None:
-        self.path = Path(f"{db_path}.lock")
-        self._handle = None
-
-    def acquire(self, inheritable: bool = False) -> None:
-        """``inheritable``: keep the lock across exec (the launcher becomes Envoy)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(self.path, "a+")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            owner = handle.read().strip() or "another process"
-            handle.close()
-            raise StartupError(f"{self.path.with_suffix('')} is in use by another datastore (pid {owner})") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
-        if inheritable:
-            os.set_inheritable(handle.fileno(), True)
-        self._handle = handle
-
-    def release(self) -> None:
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
 
 
 class Datastore:
@@ -125,6 +42,12 @@ class Datastore:
         self._tasks: list[asyncio.Task] = []
         self._engine: Engine | None = None
         self._stopping = threading.Event()  # also read by the PostgreSQL LISTEN thread
+
+    @classmethod
+    def from_environment(cls, text: str) -> tuple[Datastore, str]:
+        """The datastore the launcher configured (``DatastoreConfig.to_json``) and its log level."""
+        config, log_level = DatastoreConfig.from_json(text)
+        return cls(config), log_level
 
     def asgi_app(self) -> GrpcApp:
         return GrpcApp(self.start, self.stop, self.config.max_request_bytes + GRPC_OVERHEAD_BYTES)
@@ -249,30 +172,3 @@ class Datastore:
             self.metrics.revision.set(engine.revision)
             self.metrics.compact_revision.set(engine.compact_revision)
             await asyncio.sleep(1.0)
-
-
-def serve(config: DatastoreConfig, log_level: str = "info") -> NoReturn:
-    """Check what can be reported precisely, then become Envoy serving the datastore (never returns).
-
-    Raises ValueError or StartupError, naming the option or the database, before anything listens.
-    """
-    config.validate()
-    endpoint = config.resolved_endpoint()
-    lock = SingleUseLock(endpoint.target) if endpoint.engine == "sqlite" else None
-    if lock:
-        # Held by this process and, through the exec, by Envoy until it exits (``lock`` must stay
-        # referenced until then: a collected lock closes its file and releases it).
-        lock.acquire(inheritable=True)
-    prepare_database(make_dialect(endpoint, config.sqlite_synchronous), config.node_name)
-    host, port = parse_host_port(config.listen, option="--listen")
-    try:
-        check_port_free(host, port, "--listen")
-        if config.metrics_listen:
-            check_port_free(*parse_host_port(config.metrics_listen, option="--metrics-listen"), "--metrics-listen")
-    except OSError as exc:
-        raise StartupError(str(exc)) from None
-    try:
-        exec_envoy(config.listen, host, port, (config.cert_file, config.key_file, config.trusted_ca_file),
-                   encode_config(config, log_level), log_level, ENVOY_WORKERS)
-    except (RuntimeError, OSError) as exc:  # Envoy or the embedded Python cannot be started here
-        raise StartupError(f"cannot start the gRPC front end: {exc}") from None

@@ -12,6 +12,7 @@ from typing import Any
 import grpc
 
 from edgeplane.datastore import errors, ops
+from edgeplane.datastore.config import parse_retention
 from edgeplane.datastore.engine import Engine
 from edgeplane.datastore.errors import EtcdError
 from edgeplane.datastore.metrics import Metrics
@@ -307,15 +308,3 @@ class Compactor:
             return
         if target > self.engine.compact_revision:
             await self.engine.write(lambda w: w.compact(target) if target > w.compact_revision else None)
-
-
-def parse_retention(text: str) -> tuple[str, float]:
-    """``10000`` = keep that many revisions; ``30m``/``2h``/``90s`` = keep that long; ``0`` = off."""
-    text = text.strip().lower()
-    units = {"s": 1, "m": 60, "h": 3600}
-    try:
-        if text and text[-1] in units:
-            return "seconds", float(text[:-1]) * units[text[-1]]
-        return "revisions", int(text)
-    except ValueError:
-        raise ValueError(f"--auto-compaction: {text!r} is neither a revision count nor a duration like 30m") from None
