@@ -83,6 +83,12 @@ def _status_trailers(code: grpc.StatusCode, details: str) -> list[tuple[bytes, b
     return [(b"grpc-status", str(code.value[0]).encode()), (b"grpc-message", _grpc_message(details))]
 
 
+def _unexpected(method: Method, exc: Exception) -> list[tuple[bytes, bytes]]:
+    """A bug, not a client error: logged with its traceback, UNKNOWN to the client (as grpcio)."""
+    log.exception("unexpected error in %s", method.handler.__qualname__)
+    return _status_trailers(grpc.StatusCode.UNKNOWN, f"Unexpected {exc.__class__.__name__}: {exc}")
+
+
 def _frame(message: Message) -> bytes:
     payload = message.SerializeToString()
     return _PREFIX.pack(0, len(payload)) + payload
@@ -191,9 +197,7 @@ class GrpcApp:
         except _Disconnected:
             raise
         except Exception as exc:
-            log.exception("unexpected error in %s", method.handler.__qualname__)
-            await self._end(send, _status_trailers(grpc.StatusCode.UNKNOWN, f"Unexpected {exc.__class__.__name__}: {exc}"),
-                            started=False)
+            await self._end(send, _unexpected(method, exc), started=False)
             return
         await send({"type": "http.response.start", "status": 200, "headers": _RESPONSE_HEADERS, "trailers": True})
         await send({"type": "http.response.body", "body": _frame(response), "more_body": False})
@@ -267,8 +271,7 @@ class GrpcApp:
         except _Disconnected:
             return
         except Exception as exc:
-            log.exception("unexpected error in %s", method.handler.__qualname__)
-            trailers = _status_trailers(grpc.StatusCode.UNKNOWN, f"Unexpected {exc.__class__.__name__}: {exc}")
+            trailers = _unexpected(method, exc)
         await self._end(send, trailers, started=True)
 
     @staticmethod
