@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from edgeplane.console import artifacts, auth, clusters, hosts, packstore, registration, schemas, tenancy
 from edgeplane.console.batching import HeartbeatWriter
 from edgeplane.console.db import POSTGRESQL, Database, Tx
+from edgeplane.console.deadlines import UpgradeDeadlines
 from edgeplane.console.errors import ApiError, not_found
 from edgeplane.console.fastpath import HeartbeatFastPath
 from edgeplane.console.hostids import DEFAULT_PREFIX
@@ -34,10 +35,21 @@ class ConsoleConfig:
     heartbeat_interval_s: int = 30
     public_url: str | None = None
     pool_size: int = 10
+    upgrade_step_timeout_s: int = clusters.DEFAULT_STEP_TIMEOUT_S
     timing: hosts.Timing = field(init=False)
 
     def __post_init__(self) -> None:
         self.timing = hosts.Timing(heartbeat_interval_s=self.heartbeat_interval_s)
+        check_step_timeout(self.upgrade_step_timeout_s, "upgrade_step_timeout_s")
+
+
+class ConfigError(ValueError):
+    """A console setting out of range; the message names the setting (field or CLI option)."""
+
+
+def check_step_timeout(value: object, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= clusters.MAX_STEP_TIMEOUT_S:
+        raise ConfigError(f"{name}: must be whole seconds from 1 to {clusters.MAX_STEP_TIMEOUT_S} (got {value!r})")
 
 
 class Console:
@@ -52,6 +64,7 @@ class Console:
         self.listener: PostgresListener | None = None
         self.closing = False
         self.heartbeats = HeartbeatWriter(self.db)
+        self.deadlines = UpgradeDeadlines(self.db, config.upgrade_step_timeout_s)
 
     def begin_shutdown(self) -> None:
         """Held long-polls answer 204 now instead of holding shutdown up; agents simply re-poll."""
@@ -116,6 +129,7 @@ def create_app(config: ConsoleConfig) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         console.waiters.bind(asyncio.get_running_loop())
         console.heartbeats.start()
+        console.deadlines.start()
         if console.db.dialect == POSTGRESQL:
             console.listener = PostgresListener(console.db.dsn, console.waiters)
             console.listener.start()
@@ -125,6 +139,7 @@ def create_app(config: ConsoleConfig) -> FastAPI:
             console.begin_shutdown()  # normally done already by ConsoleServer.shutdown
             if console.listener:
                 console.listener.stop()
+            console.deadlines.stop()
             console.heartbeats.stop()
             console.db.close()
 
@@ -322,7 +337,8 @@ def _operator_routes(app: FastAPI, c: Console) -> None:  # noqa: C901 - a flat l
     @router.post("/v1/clusters/{cluster_id}/upgrade", tags=["clusters"])
     def upgrade(cluster_id: str, body: schemas.UpgradeIn, request: Request) -> dict[str, Any]:
         return c.as_operator(request, "operator",
-                             lambda tx, op: clusters.upgrade(tx, op, cluster_id, body.profile_id, timing))
+                             lambda tx, op: clusters.upgrade(tx, op, cluster_id, body.profile_id, timing,
+                                                             c.config.upgrade_step_timeout_s))
 
     @router.post("/v1/clusters/{cluster_id}/upgrade/cancel", tags=["clusters"])
     def cancel(cluster_id: str, request: Request) -> dict[str, Any]:

@@ -21,6 +21,10 @@ def console(
     public_url: Optional[str] = typer.Option(None, help="Base URL hosts and operators use to reach this console "
                                                         "(for QR approval links) [default: from each request]."),
     pool_size: int = typer.Option(10, min=1, max=100, help="PostgreSQL connections per process."),
+    upgrade_step_timeout: int = typer.Option(
+        1800, help="Seconds a node may take to report a rolling-upgrade step (and the "
+                                      "upgraded nodes to confirm a rollback) before the console rolls back "
+                                      "(or ends the rollback)."),
     log_level: str = typer.Option("info", help="Log level."),
 ) -> None:
     """Serve the console until SIGTERM or Ctrl-C."""
@@ -28,17 +32,19 @@ def console(
         return
     from edgeplane.common.logs import configure
     from edgeplane.common.netaddr import AddressError, parse_host_port
-    from edgeplane.console.app import ConsoleConfig
+    from edgeplane.console.app import ConfigError, ConsoleConfig, check_step_timeout
     from edgeplane.console.db import DatabaseUrlError
     from edgeplane.console.server import default_db_url, serve
 
     configure(log_level)
     try:
         host, port = parse_host_port(listen, option="--listen")
+        check_step_timeout(upgrade_step_timeout, "--upgrade-step-timeout")
         config = ConsoleConfig(db_url=db or default_db_url(), host_id_prefix=host_id_prefix,
-                               heartbeat_interval_s=heartbeat_interval, public_url=public_url, pool_size=pool_size)
+                               heartbeat_interval_s=heartbeat_interval, public_url=public_url, pool_size=pool_size,
+                               upgrade_step_timeout_s=upgrade_step_timeout)
         serve(config, host, port, log_level=log_level)
-    except (AddressError, DatabaseUrlError) as exc:
+    except (AddressError, DatabaseUrlError, ConfigError) as exc:
         typer.echo(f"edgeplane console: {exc}", err=True)
         raise typer.Exit(2) from None
 

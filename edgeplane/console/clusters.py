@@ -1,8 +1,10 @@
 """Clusters: views, derived status and the lifecycle engine (create, scale, reconfigure, upgrade, delete).
 
-The engine has no thread of its own: every transition happens inside the transaction of the
-request that causes it (an operator's call or an agent's status report), with the cluster row
-locked, so any number of console processes can share one PostgreSQL database.
+Every transition happens inside one transaction with the cluster row locked, so any number of
+console processes can share one PostgreSQL database. Almost all are caused by a request (an
+operator's call or an agent's status report); the one exception is an upgrade step running out
+of time (``expire_upgrade_step``), which a dead node cannot report, so each console process's
+``deadlines.UpgradeDeadlines`` sweep calls it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from edgeplane.console.db import Tx, dumps, now_ms
 from edgeplane.console.errors import ApiError, conflict, invalid, not_found
 from edgeplane.console.nodespecs import CP, LEAVING, WORKER
 
+DEFAULT_STEP_TIMEOUT_S = 1800
+MAX_STEP_TIMEOUT_S = 7 * 24 * 3600
 
 
 # ----------------------------------------------------------------------------------- views
@@ -59,9 +63,19 @@ def view(tx: Tx, cluster: dict, timing: hosts.Timing) -> dict[str, Any]:
         "nodes": [{"host_id": m["id"], "pool": m["pool"], "status": hosts.derived_status(m, timing),
                    "profile_id": m["profile_id"], "spec_generation": m["spec_generation"],
                    "observed_generation": m["observed_generation"], "phase": m["phase"]} for m in members],
-        "operation": json.loads(cluster["operation"]) if cluster["operation"] else None,
+        "operation": _operation_view(cluster["operation"]),
         **settings, "created_at": cluster["created_at"], "updated_at": cluster["updated_at"],
     }
+
+
+def _operation_view(stored: str | None) -> dict[str, Any] | None:
+    """The stored operation plus the seconds left before its step times out (by the console's clock)."""
+    if not stored:
+        return None
+    operation = json.loads(stored)
+    if operation.get("deadline_at"):
+        operation["deadline_in_s"] = max(0, -(-(operation["deadline_at"] - now_ms()) // 1000))
+    return operation
 
 
 def get(tx: Tx, tenant_id: str, cluster_id: str, timing: hosts.Timing) -> dict[str, Any]:
@@ -218,8 +232,11 @@ def reconfigure(tx: Tx, op: Operator, cluster_id: str, body: dict[str, Any], tim
     return view(tx, cluster, timing)
 
 
-def upgrade(tx: Tx, op: Operator, cluster_id: str, profile_id: str, timing: hosts.Timing) -> dict[str, Any]:
-    """Start a rolling upgrade: control planes first, one node at a time, each gated on its health."""
+def upgrade(tx: Tx, op: Operator, cluster_id: str, profile_id: str, timing: hosts.Timing,
+            step_timeout_s: int = DEFAULT_STEP_TIMEOUT_S) -> dict[str, Any]:
+    """Start a rolling upgrade: control planes first, one node at a time, each gated on its health
+    and limited to step_timeout_s (kept in the operation, so every console process enforces the
+    limit the upgrade started with)."""
     cluster = _row(tx, op.tenant_id, cluster_id, lock=True)
     _idle(cluster)
     target = packstore.get_profile(tx, op.tenant_id, profile_id, ("body", "profile_id"))
@@ -231,7 +248,8 @@ def upgrade(tx: Tx, op: Operator, cluster_id: str, profile_id: str, timing: host
     order = [m["id"] for m in members if m["pool"] == CP] + [m["id"] for m in members if m["pool"] == WORKER]
     operation = {"type": "upgrade", "state": "running", "from_profile_id": cluster["profile_id"],
                  "to_profile_id": target["id"], "order": order, "done": [], "current": None,
-                 "waiting_generation": None, "rollback": {}, "reason": None, "started_at": now_ms()}
+                 "waiting_generation": None, "rollback": {}, "reason": None, "started_at": now_ms(),
+                 "step_timeout_s": step_timeout_s, "step_started_at": None, "deadline_at": None}
     audit.record(tx, tenant_id=op.tenant_id, actor=op.actor, action="upgrade", object_type="cluster",
                  object_id=cluster_id, source=op.source, detail={"to_profile_id": target["id"]})
     audit.event(tx, tenant_id=op.tenant_id, cluster_id=cluster_id, kind="upgrade.started",
@@ -242,6 +260,26 @@ def upgrade(tx: Tx, op: Operator, cluster_id: str, profile_id: str, timing: host
 
 def _save_op(tx: Tx, cluster: dict, operation: dict | None, **changes: Any) -> dict:
     return _bump(tx, cluster, operation=dumps(operation) if operation else None, **changes)
+
+
+def _store_op(tx: Tx, cluster: dict, operation: dict) -> dict:
+    """Write the operation document alone (no new cluster generation: no node's spec changes)."""
+    cluster["operation"] = dumps(operation)
+    tx.execute("UPDATE clusters SET operation = ? WHERE id = ?", (cluster["operation"], cluster["id"]))
+    return cluster
+
+
+def _arm(operation: dict, now: int | None = None) -> None:
+    """Start the clock of the current step: one node's upgrade, or the whole rollback."""
+    now = now or now_ms()
+    operation.setdefault("step_timeout_s", DEFAULT_STEP_TIMEOUT_S)  # an operation from before step limits
+    operation["step_started_at"] = now
+    operation["deadline_at"] = now + operation["step_timeout_s"] * 1000
+
+
+def _duration(seconds: int) -> str:
+    hours, rest = divmod(seconds, 3600)
+    return "".join(f"{v}{unit}" for v, unit in ((hours, "h"), *zip(divmod(rest, 60), "ms")) if v) or "0s"
 
 
 def _step(tx: Tx, cluster: dict, operation: dict) -> dict:
@@ -259,11 +297,11 @@ def _step(tx: Tx, cluster: dict, operation: dict) -> dict:
     nodespecs.publish(tx, cluster, only={host_id})
     operation["current"] = host_id
     operation["waiting_generation"] = hosts.spec_of(tx, host_id)[0]
+    _arm(operation)
     audit.event(tx, tenant_id=cluster["tenant_id"], cluster_id=cluster["id"], host_id=host_id, kind="upgrade.node",
-                message=f"upgrading {host_id} ({len(operation['done']) + 1}/{len(operation['order'])})")
-    tx.execute("UPDATE clusters SET operation = ? WHERE id = ?", (dumps(operation), cluster["id"]))
-    cluster["operation"] = dumps(operation)
-    return cluster
+                message=f"upgrading {host_id} ({len(operation['done']) + 1}/{len(operation['order'])}), "
+                        f"limit {_duration(operation['step_timeout_s'])}")
+    return _store_op(tx, cluster, operation)
 
 
 def _roll_back(tx: Tx, cluster: dict, operation: dict, reason: str) -> dict:
@@ -279,15 +317,77 @@ def _roll_back(tx: Tx, cluster: dict, operation: dict, reason: str) -> dict:
                 severity="warning", message=f"{reason}; rolling back {touched or 'no nodes'}")
     if not touched:
         return _finish_rollback(tx, cluster, operation)
-    tx.execute("UPDATE clusters SET operation = ? WHERE id = ?", (dumps(operation), cluster["id"]))
-    cluster["operation"] = dumps(operation)
-    return cluster
+    _arm(operation)  # the rollback as a whole gets the same limit as one step
+    return _store_op(tx, cluster, operation)
 
 
 def _finish_rollback(tx: Tx, cluster: dict, operation: dict) -> dict:
     audit.event(tx, tenant_id=cluster["tenant_id"], cluster_id=cluster["id"], kind="upgrade.rolled_back",
                 message=f"upgrade ended ({operation['reason']}); every node runs the previous profile")
     return _save_op(tx, cluster, None)
+
+
+def upgrades_due(tx: Tx, now: int) -> tuple[list[str], int | None]:
+    """IDs of clusters whose upgrade step or rollback is past its deadline (or has none yet), and
+    the earliest deadline still ahead, if any."""
+    due, ahead = [], []
+    for row in tx.all("SELECT id, operation FROM clusters WHERE operation IS NOT NULL"):
+        deadline = json.loads(row["operation"]).get("deadline_at") or 0
+        if deadline <= now:
+            due.append(row["id"])
+        else:
+            ahead.append(deadline)
+    return due, min(ahead, default=None)
+
+
+def expire_upgrade_step(tx: Tx, cluster_id: str, now: int, step_timeout_s: int) -> str | None:
+    """Act on an upgrade whose clock ran out; return what was done (None: nothing was due).
+
+    A running step is rolled back exactly like a node that reported ``failed``. A rollback whose
+    nodes did not all confirm ends: their desired specs already name the previous profile, which
+    they apply when they return; the cluster shows ``degraded`` until then, and the operator may
+    scale, reconfigure or delete it. Safe in several processes at once: the row is locked and the
+    deadline read again under the lock, so whoever comes second finds nothing due.
+    """
+    cluster = tx.one("SELECT * FROM clusters WHERE id = ?" + tx.for_update, (cluster_id,))
+    operation = json.loads(cluster["operation"]) if cluster and cluster["operation"] else None
+    if operation is None or (operation.get("deadline_at") or 0) > now:
+        return None
+    if not operation.get("deadline_at"):  # started by a console without step limits: the clock starts now
+        operation["step_timeout_s"] = step_timeout_s
+        _arm(operation, now)
+        _store_op(tx, cluster, operation)
+        return "armed"
+    if operation["state"] == "running":
+        _time_out_step(tx, cluster, operation)
+        return "rolled-back"
+    _abandon_rollback(tx, cluster, operation)
+    return "rollback-ended"
+
+
+def _time_out_step(tx: Tx, cluster: dict, operation: dict) -> None:
+    host_id, limit_s = operation["current"], operation["step_timeout_s"]
+    reason = f"node {host_id} did not report the upgrade within {_duration(limit_s)}"
+    audit.record(tx, tenant_id=cluster["tenant_id"], actor="console", action="upgrade-step-timeout",
+                 object_type="cluster", object_id=cluster["id"], source="console",
+                 detail={"host_id": host_id, "step_timeout_s": limit_s, "step_started_at": operation["step_started_at"]})
+    audit.event(tx, tenant_id=cluster["tenant_id"], cluster_id=cluster["id"], host_id=host_id,
+                kind="upgrade.step_timeout", severity="error", message=reason)
+    _roll_back(tx, cluster, operation, reason)
+
+
+def _abandon_rollback(tx: Tx, cluster: dict, operation: dict) -> None:
+    silent, limit_s = sorted(operation["rollback"]), operation["step_timeout_s"]
+    audit.record(tx, tenant_id=cluster["tenant_id"], actor="console", action="upgrade-rollback-timeout",
+                 object_type="cluster", object_id=cluster["id"], source="console",
+                 detail={"unconfirmed": silent, "step_timeout_s": limit_s})
+    audit.event(tx, tenant_id=cluster["tenant_id"], cluster_id=cluster["id"], kind="upgrade.rollback_unconfirmed",
+                severity="error",
+                message=f"rollback ended after {_duration(limit_s)}: {', '.join(silent)} did not confirm the "
+                        f"previous profile (the upgrade stopped because {operation['reason']}); their specs name it "
+                        "and they apply it when they return, the cluster is degraded until then (replace them with "
+                        "PUT /pools, or delete the cluster, if they will not return)")
+    _save_op(tx, cluster, None)
 
 
 def cancel_upgrade(tx: Tx, op: Operator, cluster_id: str, timing: hosts.Timing) -> dict[str, Any]:
@@ -371,7 +471,7 @@ def on_host_report(tx: Tx, host: dict, timing: hosts.Timing) -> None:
         if host["phase"] == "ready" and host["observed_generation"] >= operation["rollback"][host["id"]]:
             del operation["rollback"][host["id"]]
             if operation["rollback"]:
-                tx.execute("UPDATE clusters SET operation = ? WHERE id = ?", (dumps(operation), cluster["id"]))
+                _store_op(tx, cluster, operation)
             else:
                 _finish_rollback(tx, cluster, operation)
         return

@@ -113,3 +113,22 @@ def ready_hosts(api: Api, count: int, prefix: str = "edge-h") -> list[Agent]:
         assert agent.heartbeat(i).status_code == 200
         agents.append(agent)
     return agents
+
+
+def new_cluster(api: Api, profile_id: str, cp: list[str], workers: list[str] = (), **extra: Any) -> dict[str, Any]:
+    body = {"name": "store-1", "profile_id": profile_id, "control_plane": cp, "workers": list(workers),
+            "endpoint": {"vip": "10.10.0.250"}, **extra}
+    return api.ok("POST", "/v1/clusters", body, status=201)
+
+
+def upgrading_cluster(api: Api, nodes: int) -> tuple[dict[str, Any], dict[str, Agent]]:
+    """A running cluster of `nodes` control planes with an upgrade to 1.31 just started."""
+    agents = ready_hosts(api, nodes)
+    v1 = api.profile()
+    v2 = api.profile_version("retail", version="1.31.10")
+    cluster = new_cluster(api, v1["id"], [a.host_id for a in agents])
+    for agent in agents:
+        agent.report("ready")
+    started = api.ok("POST", f"/v1/clusters/{cluster['id']}/upgrade", {"profile_id": v2["id"]})
+    return started, {a.host_id: a for a in agents}
+

@@ -36,6 +36,13 @@ def test_bad_options_are_named(tmp_path) -> None:
     bad_listen = subprocess.run([*CLI, "--listen", "nowhere", "--db", f"sqlite:///{tmp_path / 'x.db'}"],
                                 capture_output=True, text=True)
     assert bad_listen.returncode == 2 and "--listen: expected HOST:PORT" in bad_listen.stderr
+    for value, why in (("0", "--upgrade-step-timeout: must be whole seconds from 1 to 604800 (got 0)"),
+                       ("604801", "--upgrade-step-timeout: must be whole seconds from 1 to 604800 (got 604801)"),
+                       ("soon", "Invalid value for '--upgrade-step-timeout':")):
+        bad_limit = subprocess.run([*CLI, "--upgrade-step-timeout", value, "--db", f"sqlite:///{tmp_path / 'x.db'}"],
+                                   capture_output=True, text=True)
+        flat = " ".join(bad_limit.stderr.replace("│", " ").split())  # typer may draw a wrapped box
+        assert bad_limit.returncode == 2 and why in flat, bad_limit.stderr
 
 
 def test_threaded_console_for_the_lab(tmp_path) -> None:

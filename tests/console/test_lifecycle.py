@@ -3,12 +3,7 @@
 from __future__ import annotations
 
 from tests.console.helpers import Api, loc_msg, ready_hosts
-
-
-def _cluster(api: Api, profile_id: str, cp: list[str], workers: list[str] = (), **extra) -> dict:
-    body = {"name": "store-1", "profile_id": profile_id, "control_plane": cp, "workers": list(workers),
-            "endpoint": {"vip": "10.10.0.250"}, **extra}
-    return api.ok("POST", "/v1/clusters", body, status=201)
+from tests.console.helpers import new_cluster as _cluster
 
 
 def test_create_runs_when_every_node_reports_ready(admin: Api) -> None:

@@ -4,23 +4,27 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from edgeplane.console import ConsoleProcess, create_admin_key
-from tests.console.helpers import layers
+from tests.console.helpers import Api, layers, upgrading_cluster
 from tests.support.ports import free_port
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
 def two_consoles(postgres_server, tmp_path) -> Iterator[tuple[str, str, str]]:
-    dsn = postgres_server.create_database("console_multi")
+    dsn = postgres_server.create_database(f"console_multi_{uuid.uuid4().hex[:8]}")
     key = create_admin_key(dsn)
-    consoles = [ConsoleProcess(dsn, free_port(), log_path=tmp_path / f"console{i}.log") for i in range(2)]
+    # A 1 s upgrade step limit: both processes' deadline sweeps race for the same upgrades.
+    consoles = [ConsoleProcess(dsn, free_port(), extra_args=["--upgrade-step-timeout", "1"],
+                               log_path=tmp_path / f"console{i}.log") for i in range(2)]
     try:
         for console in consoles:
             console.start()
@@ -61,3 +65,17 @@ def test_long_poll_on_one_console_is_woken_by_a_change_through_the_other(two_con
     assert result["response"].json()["cluster"]["name"] == "c"
     # State is shared: console A sees the cluster created through B.
     assert httpx.get(f"{url_a}/v1/clusters", headers=admin).json()[0]["name"] == "c"
+
+
+def test_two_deadline_sweeps_act_once(two_consoles) -> None:
+    url_a, url_b, key = two_consoles
+    with httpx.Client(base_url=url_a, timeout=10) as a, httpx.Client(base_url=url_b, timeout=10) as b:
+        started, _ = upgrading_cluster(Api(a, key), 2)  # type: ignore[arg-type] - any httpx client will do
+        path = f"/v1/clusters/{started['id']}"
+        wait_for("the upgrade to end", lambda: Api(b, key).ok("GET", path)["operation"] is None)
+        kinds = [e["kind"] for e in Api(b, key).ok("GET", f"{path}/events")]
+        actions = [r["action"] for r in Api(a, key).ok("GET", "/v1/audit")]
+    # Both processes saw each deadline pass; the row lock and the re-check let exactly one act.
+    assert kinds.count("upgrade.step_timeout") == 1 and kinds.count("upgrade.rolling_back") == 1
+    assert kinds.count("upgrade.rollback_unconfirmed") == 1
+    assert actions.count("upgrade-step-timeout") == 1 and actions.count("upgrade-rollback-timeout") == 1
