@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,17 +10,6 @@ import httpx
 from edgeplane.agent import AgentProcess, write_lab_host, write_lab_installers
 from edgeplane.console import ConsoleProcess, create_admin_key
 from tests.support.ports import free_port
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 40.0) -> Any:
-    """Poll ``check`` until it returns something truthy (returned), or fail naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class Site:

@@ -13,7 +13,7 @@ import pytest
 
 from edgeplane.agent import AgentProcess, write_lab_host, write_lab_installers
 from edgeplane.console import ConsoleProcess, create_admin_key
-from tests.agent.support import wait_for
+from tests.support.waiting import wait_for
 from tests.support.ports import free_port
 
 

@@ -4,7 +4,8 @@ fixture script (the real one downloads binaries and needs root)."""
 
 from __future__ import annotations
 
-from tests.agent.support import Site, wait_for
+from tests.agent.support import Site
+from tests.support.waiting import wait_for
 
 K3S = [{"layer": "os", "pack": "ubuntu", "version": "22.04"},
        {"layer": "kubernetes", "pack": "k3s", "version": "1.30.14"},

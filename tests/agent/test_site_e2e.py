@@ -21,7 +21,8 @@ from typing import Any
 from edgeplane.agent import AgentProcess
 from edgeplane.agent.cahash import ca_hash_of
 from tests.agent.test_cahash import make_ca
-from tests.agent.support import Site, wait_for
+from tests.agent.support import Site
+from tests.support.waiting import wait_for
 
 HEALTH_CHECK = b"""#!/bin/sh
 # image health check: fails on a host where the test planted a marker

@@ -35,9 +35,9 @@ from edgeplane.agent import AgentProcess
 from edgeplane.common.catalogue import K8S_VERSIONS
 from edgeplane.forge import build_bundle, build_capsule, generate_keypair, load_private_key, make_artifact
 from edgeplane.lab.site import LabSite
-from tests.agent.support import wait_for
 from tests.agent.test_site_e2e import image_tar
 from tests.support.ports import free_port
+from tests.support.waiting import wait_for
 
 LAYERS = [("os", "ubuntu", "22.04"), ("kubernetes", "k3s", None), ("network", "calico", "3.28.2"),
           ("addon", "edge-image", None)]
