@@ -15,6 +15,9 @@ class KeyValue:
     lease: int
 
 
+EVENT_OVERHEAD_BYTES = 64  # what an event costs beyond its key and values, roughly
+
+
 @dataclass(slots=True, frozen=True)
 class Event:
     """One change: a put (kv is the new value) or a delete (kv carries the key and the delete revision)."""
@@ -26,7 +29,8 @@ class Event:
 
     def approx_bytes(self) -> int:
         """Roughly what the event costs in memory and on the wire (for the watch byte limits)."""
-        return 64 + len(self.kv.key) + len(self.kv.value) + (len(self.prev_kv.value) if self.prev_kv else 0)
+        prev = len(self.prev_kv.value) if self.prev_kv else 0
+        return EVENT_OVERHEAD_BYTES + len(self.kv.key) + len(self.kv.value) + prev
 
 
 @dataclass(slots=True, frozen=True)

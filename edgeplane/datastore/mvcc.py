@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from edgeplane.datastore.model import Event, KeyRange, KeyValue
+from edgeplane.datastore.model import EVENT_OVERHEAD_BYTES, Event, KeyRange, KeyValue
 from edgeplane.datastore.sql import KEY_WHERE, Dialect
 from edgeplane.datastore import errors
 
@@ -141,7 +141,7 @@ class Reader:
         for revision, size in self._q(sql, (first, last, *params)):
             if total >= max_bytes and revision != previous:
                 return previous
-            total += size + 64
+            total += size + EVENT_OVERHEAD_BYTES
             previous = revision
         return last
 
