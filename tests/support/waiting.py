@@ -9,12 +9,15 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 60.0, interval: float = 0.2) -> T:
-    """Poll ``probe`` until it returns something truthy (returned), or fail naming ``what``."""
+def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 60.0, interval: float = 0.2,
+             context: Callable[[], object] | None = None) -> T:
+    """Poll ``probe`` until it returns something truthy (returned), or fail naming ``what`` (and
+    what ``context()`` shows of the system at that moment)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         result = probe()
         if result:
             return result
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    shown = f"; {context()}" if context is not None else ""
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}{shown}")

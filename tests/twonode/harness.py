@@ -20,6 +20,7 @@ import psycopg
 
 from edgeplane.twonode.lab import FAST_PROBE, FAST_REPLICATION, Lab, write_pair
 from tests.support.netproxy import ProxyNet
+from tests.support.waiting import wait_for
 
 NODES = ("a", "b")
 
@@ -186,7 +187,7 @@ class Pair:
         return out
 
     def wait(self, predicate, timeout: float, what: str):
-        return wait_for(predicate, timeout, what, context=self.brief)
+        return wait_for(what, predicate, timeout, interval=0.1, context=self.brief)
 
     def leader(self) -> str | None:
         leaders = [n for n in NODES if self.status(n, 1.0).get("role") == "leader"
@@ -238,17 +239,6 @@ class Pair:
         for name in NODES:
             self.exports(name)
         return set(self.history.exported)
-
-
-def wait_for(predicate, timeout: float = 20, what: str = "condition", context=lambda: ""):
-    """Poll ``predicate`` until it returns something truthy (returned) or fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; {context()}")
 
 
 def _children(pid: int) -> list[int]:

@@ -11,7 +11,7 @@ import pytest
 
 from edgeplane.twonode.postgres import Dynamic, LocalPostgres, slot_name
 from tests.support.ports import free_port
-from tests.twonode.harness import wait_for
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.postgres
 
@@ -43,10 +43,10 @@ def test_clone_streams_and_promote_makes_writable(pair):
     b.write_static_config(["127.0.0.1"])
     b.start()
     assert b.role() == "standby" and a.role() == "primary"
-    wait_for(lambda: _streaming(a, "b"), what="b streaming")
+    wait_for("b streaming", lambda: _streaming(a, "b"))
     with a.connect() as conn:
         conn.execute("INSERT INTO kv VALUES ('y', '2')")
-    wait_for(lambda: b.connect().execute("SELECT count(*) FROM kv").fetchone()[0] == 2, what="replay")
+    wait_for("replay", lambda: b.connect().execute("SELECT count(*) FROM kv").fetchone()[0] == 2)
     a.stop("immediate")
     b.promote()
     assert b.role() == "primary"
@@ -57,8 +57,8 @@ def test_clone_streams_and_promote_makes_writable(pair):
     a.write_static_config(["127.0.0.1"])
     a.start()
     assert a.role() == "standby"
-    rows = wait_for(lambda: a.connect().execute("SELECT k FROM kv ORDER BY k").fetchall() if
-                 len(a.connect().execute("SELECT k FROM kv").fetchall()) == 3 else None, what="a caught up")
+    rows = wait_for("a caught up", lambda: a.connect().execute("SELECT k FROM kv ORDER BY k").fetchall() if
+                    len(a.connect().execute("SELECT k FROM kv").fetchall()) == 3 else None)
     assert [r[0] for r in rows] == ["x", "y", "z"]
 
 
@@ -67,10 +67,10 @@ def test_synchronous_commit_blocks_without_follower_until_downgraded(pair):
     b.clone_from(a.host, a.port, "b")
     b.write_static_config(["127.0.0.1"])
     b.start()
-    wait_for(lambda: _streaming(a, "b"), what="b streaming")
+    wait_for("b streaming", lambda: _streaming(a, "b"))
     a.write_dynamic(Dynamic(synchronous_standby=slot_name("b")))
     a.reload()
-    wait_for(lambda: any(r.sync_state == "sync" for r in a.replicas()), what="sync standby")
+    wait_for("sync standby", lambda: any(r.sync_state == "sync" for r in a.replicas()))
     with a.connect() as conn:
         conn.execute("CREATE TABLE t (i int)")
     b.stop("immediate")
